@@ -1,0 +1,232 @@
+"""One YAML file, mapped onto typed dataclasses, drives every runner.
+
+Library code receives the parts it needs as arguments; only entry points (CLI, runners) load
+files. Unknown keys and wrong types are errors, so a typo in a config never silently falls back to
+a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message is one line a user can act on."""
+
+
+@dataclass
+class DataConfig:
+    """Where the photos are and how the image ExampleGen turns them into examples."""
+
+    root: str = "demo_data"
+    layout: str = "dped"  # dped: <root>/<phone>/training_data|test_data ; unpaired: trainA/trainB/testA/testB
+    phone: str = "iphone"  # DPED phone folder name (also the slice value of phone examples)
+    pairing: str = "paired"  # paired: phone+DSLR in one example ; unpaired: one example per image
+    patch_size: int = 100  # square patches written to train/eval; 0 keeps images whole (same size needed)
+    patch_stride: int = 0  # grid stride; 0 means patch_size (no overlap)
+    patches_per_image: int = 0  # >0: that many seeded random patches per image instead of the grid
+    eval_percent: int = 10  # share of training pairs (by hash of pair id) written to the eval split
+    max_reject_fraction: float = 0.5  # fail the run when more of the input than this is set aside
+    seed: int = 0
+    generate_demo: bool = False  # build the embedded demo dataset at root when it is missing
+
+
+@dataclass
+class TrainConfig:
+    """What to train and how; model-specific hyperparameters live in trainer/."""
+
+    model: str = "dped"  # dped | wespe
+    train_steps: int = 200
+    eval_steps: int = 10
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    strategy: str = "default"  # default | mirrored | multi_worker
+    checkpoint_every: int = 50
+    log_images_every: int = 100
+    loss_preset: str = "rebalanced"  # dped: paper | official-code | rebalanced
+    loss_weights: dict[str, float] = field(default_factory=dict)  # explicit weights override the preset
+    content: str = "vgg19"  # vgg19 | pixel (pixel needs no pretrained network)
+    vgg_weights: str = ""  # local Keras .h5 weights file or TF-Hub module directory
+    head: str = "conv1x1"  # dped output head: tanh | conv1x1
+    filters: int = 64
+    augment: bool = True
+    jit_compile: bool = False
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Blessing thresholds for the Evaluator (absolute and against the baseline)."""
+
+    min_psnr_gain: float = 0.0  # candidate PSNR must be at least the phone input's PSNR + this
+    min_ssim_gain: float = 0.0
+    max_psnr_drop_vs_baseline: float = 0.5  # dB the candidate may lose against the last blessed model
+    max_ssim_drop_vs_baseline: float = 0.01
+
+
+@dataclass
+class ExportConfig:
+    """TFLite variants to build and how much drift against the SavedModel each may show."""
+
+    variants: list[str] = field(default_factory=lambda: ["float32", "float16", "dynamic_int8", "int8"])
+    min_parity_psnr: dict[str, float] = field(
+        default_factory=lambda: {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0}
+    )
+    representative_samples: int = 16
+
+
+@dataclass
+class KubeflowConfig:
+    """Cluster settings; used only by kubeflow/."""
+
+    image: str = "gcr.io/my-project/phone2dslr:latest"
+    target: str = "kfp"  # kfp (open-source Kubeflow Pipelines) | vertex
+    gpu_count: int = 0
+    gpu_type: str = "nvidia-tesla-t4"
+
+
+@dataclass
+class PipelineConfig:
+    """The whole run: names, roots, Beam arguments and the sections above."""
+
+    name: str = "phone2dslr"
+    pipeline_root: str = "runs/pipeline_root"
+    metadata_path: str = "runs/metadata.sqlite"
+    serving_dir: str = "runs/serving"
+    beam_pipeline_args: list[str] = field(
+        default_factory=lambda: ["--runner=FnApiRunner", "--direct_running_mode=in_memory"]
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
+
+
+_CHOICES = {
+    ("data", "layout"): ("dped", "unpaired"),
+    ("data", "pairing"): ("paired", "unpaired"),
+    ("train", "model"): ("dped", "wespe"),
+    ("train", "strategy"): ("default", "mirrored", "multi_worker"),
+    ("train", "content"): ("vgg19", "pixel"),
+    ("train", "head"): ("tanh", "conv1x1"),
+    ("train", "loss_preset"): ("paper", "official-code", "rebalanced"),
+    ("kubeflow", "target"): ("kfp", "vertex"),
+}
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (list,):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict,):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, item = typing.get_args(hint)
+        return {str(k): _check_type(v, item, f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint}")  # pragma: no cover
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key)
+        else:
+            kwargs[name] = _check_type(value, hint, key)
+    return cls(**kwargs)
+
+
+def validate(config: PipelineConfig) -> PipelineConfig:
+    """Check value ranges and choices that types alone cannot express."""
+    for (section, name), allowed in _CHOICES.items():
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{section}.{name}: {value!r} is not one of {', '.join(allowed)}")
+    d, t = config.data, config.train
+    if d.patch_size < 0 or d.patch_stride < 0 or d.patches_per_image < 0:
+        raise ConfigError("data.patch_size, patch_stride and patches_per_image must be >= 0")
+    if not 0 <= d.eval_percent < 100:
+        raise ConfigError(f"data.eval_percent: {d.eval_percent} must be in [0, 100)")
+    if not 0.0 <= d.max_reject_fraction <= 1.0:
+        raise ConfigError(f"data.max_reject_fraction: {d.max_reject_fraction} must be in [0, 1]")
+    for name in ("train_steps", "eval_steps", "batch_size", "checkpoint_every", "filters"):
+        if getattr(t, name) <= 0:
+            raise ConfigError(f"train.{name}: must be > 0, got {getattr(t, name)}")
+    if t.learning_rate <= 0:
+        raise ConfigError(f"train.learning_rate: must be > 0, got {t.learning_rate}")
+    if t.content == "vgg19" and not t.vgg_weights:
+        raise ConfigError("train.vgg_weights: content 'vgg19' needs a local weights file or Hub module "
+                          "(nothing is downloaded); set it, or choose content: pixel")
+    return config
+
+
+def from_dict(raw: dict[str, Any]) -> PipelineConfig:
+    """Build and validate a config from a plain mapping (as read from YAML)."""
+    return validate(_build(PipelineConfig, raw, ""))
+
+
+def load(path: str | os.PathLike[str], overrides: list[str] | None = None) -> PipelineConfig:
+    """Read a YAML config; relative paths in it are taken relative to the current directory.
+
+    `overrides` are `section.key=value` strings (value parsed as YAML), applied before validation,
+    so a CLI flag can change one value without copying the file.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return from_dict(raw)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-data form, used to pass sections to TFX components as custom_config."""
+    return dataclasses.asdict(config)
+
+
+def section_from_dict(cls: type, raw: dict[str, Any]) -> Any:
+    """Rebuild one section (e.g. TrainConfig) from its plain-data form inside a component."""
+    return _build(cls, raw, cls.__name__)
+
+
+__all__ = [
+    "ConfigError", "DataConfig", "TrainConfig", "EvalConfig", "ExportConfig", "KubeflowConfig",
+    "PipelineConfig", "from_dict", "load", "validate", "to_dict", "section_from_dict",
+]
