@@ -33,7 +33,7 @@ class DataConfig:
     eval_percent: int = 10  # share of training pairs (by hash of pair id) written to the eval split
     max_reject_fraction: float = 0.5  # fail the run when more of the input than this is set aside
     seed: int = 0
-    generate_demo: bool = False  # build the embedded demo dataset at root when it is missing
+    demo_dir: str = ""  # when set, the embedded demo dataset is generated there if missing
 
 
 @dataclass
@@ -56,6 +56,7 @@ class TrainConfig:
     filters: int = 64
     augment: bool = True
     jit_compile: bool = False
+    backup_dir: str = ""  # checkpoints for resume; empty: <pipeline_root>/trainer_backup
     seed: int = 0
 
 
@@ -178,6 +179,9 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     for name in ("train_steps", "eval_steps", "batch_size", "checkpoint_every", "filters"):
         if getattr(t, name) <= 0:
             raise ConfigError(f"train.{name}: must be > 0, got {getattr(t, name)}")
+    if d.patch_size == 0:
+        raise ConfigError("data.patch_size: the Trainer batches fixed-size patches; set a size > 0 "
+                          "(DPED patches are 100)")
     if t.learning_rate <= 0:
         raise ConfigError(f"train.learning_rate: must be > 0, got {t.learning_rate}")
     if t.content == "vgg19" and not t.vgg_weights:

@@ -1,0 +1,58 @@
+"""The YAML config: every shipped file loads, and mistakes are one-line errors, not defaults."""
+import glob
+
+import pytest
+
+from pipeline import config as config_lib
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob("configs/*.yaml")))
+def test_shipped_configs_load(path):
+    cfg = config_lib.load(path)
+    assert cfg.data.patch_size > 0
+    assert cfg.train.model in ("dped", "wespe")
+
+
+def test_defaults_round_trip_through_plain_data():
+    cfg = config_lib.from_dict({"train": {"content": "pixel"}})
+    again = config_lib.from_dict(config_lib.to_dict(cfg))
+    assert again == cfg
+    assert config_lib.section_from_dict(config_lib.TrainConfig, config_lib.to_dict(cfg.train)) == cfg.train
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"trian": {}}, "unknown key(s) trian"),
+    ({"train": {"content": "pixel", "batch_sise": 3}}, "train: unknown key(s) batch_sise"),
+    ({"train": {"content": "pixel", "batch_size": "8"}}, "train.batch_size: expected int"),
+    ({"train": {"content": "pixel", "batch_size": True}}, "train.batch_size: expected int"),
+    ({"train": {"content": "pixel", "model": "cyclegan"}}, "train.model: 'cyclegan' is not one of"),
+    ({"train": {"content": "vgg19"}}, "train.vgg_weights"),
+    ({"train": {"content": "pixel"}, "data": {"eval_percent": 100}}, "data.eval_percent"),
+    ({"train": {"content": "pixel"}, "data": {"patch_size": 0}}, "data.patch_size"),
+    ({"train": {"content": "pixel", "learning_rate": 0}}, "train.learning_rate"),
+])
+def test_bad_values_are_clear_errors(raw, message):
+    with pytest.raises(config_lib.ConfigError) as e:
+        config_lib.from_dict(raw)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_ints_are_accepted_where_floats_are_expected():
+    cfg = config_lib.from_dict({"train": {"content": "pixel", "learning_rate": 1}})
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
+
+
+def test_file_errors_and_overrides(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="not found"):
+        config_lib.load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(config_lib.ConfigError, match="not valid YAML"):
+        config_lib.load(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("train:\n  content: pixel\n")
+    cfg = config_lib.load(good, ["train.model=wespe", "data.patch_size=32"])
+    assert cfg.train.model == "wespe" and cfg.data.patch_size == 32
+    with pytest.raises(config_lib.ConfigError, match="section.key=value"):
+        config_lib.load(good, ["train.model"])

@@ -1,0 +1,103 @@
+"""TFX Trainer entry point: `run_fn`, named by module path as `trainer.entry.run_fn`.
+
+It rebuilds the typed config from custom_config, picks the tf.distribute strategy, trains the
+configured method with Keras `fit` (checkpoints for resume, NaN guard, TensorBoard scalars and
+image summaries), and exports the generator with the serving signatures of export/saved_model.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+import pipeline  # noqa: F401  (Keras/TF environment first)
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from export.saved_model import export_generator
+from pipeline.config import DataConfig, TrainConfig, section_from_dict
+from trainer import callbacks, data, distribute, models, summaries
+
+
+def _backup_dir(train: TrainConfig, data_cfg: DataConfig) -> str:
+    """Resume only into the same setup: the backup folder is keyed by the configs' hash."""
+    key = json.dumps({"train": {k: v for k, v in vars(train).items() if k != "backup_dir"},
+                      "data": vars(data_cfg)}, sort_keys=True)
+    return os.path.join(train.backup_dir, f"{train.model}-{hashlib.sha256(key.encode()).hexdigest()[:12]}")
+
+
+def train_and_export(
+    train: TrainConfig,
+    data_cfg: DataConfig,
+    train_files: list[str],
+    eval_files: list[str],
+    transform_output_dir: str,
+    serving_model_dir: str,
+    model_run_dir: str,
+    train_steps: int,
+    eval_steps: int,
+) -> dict[str, Any]:
+    """Train and export; usable with or without TFX (tests and benchmarks call it directly)."""
+    keras.utils.set_random_seed(train.seed)
+    tf_transform_output = tft.TFTransformOutput(transform_output_dir)
+    raw_spec = tf_transform_output.raw_feature_spec()
+    tft_layer = tf_transform_output.transform_features_layer()
+
+    def transform(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return tft_layer(raw)
+
+    strategy = distribute.make_strategy(train.strategy)
+    n_replicas = strategy.num_replicas_in_sync
+    global_batch = train.batch_size * n_replicas
+    if train.model == "wespe":
+        train_ds = data.unpaired_dataset(train_files, raw_spec, transform, global_batch, seed=train.seed)
+    else:
+        train_ds = data.paired_dataset(train_files, raw_spec, transform, global_batch, shuffle=True,
+                                       repeat=True, seed=train.seed)
+    n_eval = data.count_pairs(eval_files, raw_spec)
+    eval_batch = max(1, min(global_batch, n_eval))
+    eval_ds = data.paired_dataset(eval_files, raw_spec, transform, eval_batch, shuffle=False, repeat=True)
+    eval_steps = max(1, min(eval_steps, n_eval // eval_batch)) if n_eval else 0
+
+    with strategy.scope():
+        model = models.create_model(train)
+
+    steps_per_epoch = min(train_steps, train.checkpoint_every)
+    epochs = -(-train_steps // steps_per_epoch)
+    backup_dir = _backup_dir(train, data_cfg)
+    image_batch = next(iter(eval_ds.take(1))) if n_eval else next(iter(train_ds.take(1)))
+    is_chief = distribute.is_chief(strategy)
+    log_dir = model_run_dir if is_chief else tempfile.mkdtemp(prefix="worker_logs_")
+    cbs = [
+        callbacks.NaNGuard(),
+        keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
+        keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=max(1, steps_per_epoch // 5)),
+        summaries.ImageSummary(log_dir, image_batch, every_n_epochs=max(1, train.log_images_every // steps_per_epoch)),
+    ]
+    history = model.fit(
+        train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
+        validation_data=eval_ds if eval_steps else None,
+        validation_steps=eval_steps or None,
+        callbacks=cbs, verbose=2)
+    export_dir = serving_model_dir if is_chief else tempfile.mkdtemp(prefix="worker_export_")
+    export_generator(model.generator, export_dir, tft_layer, raw_spec)
+    final = {k: float(v[-1]) for k, v in history.history.items()}
+    if is_chief:
+        with tf.io.gfile.GFile(os.path.join(model_run_dir, "final_metrics.json"), "w") as f:
+            json.dump(final, f, indent=2, sort_keys=True)
+    return final
+
+
+def run_fn(fn_args: Any) -> None:
+    """TFX Trainer hook: fn_args carries files, steps, output dirs and our custom_config."""
+    custom = fn_args.custom_config or {}
+    train = section_from_dict(TrainConfig, custom["train"])
+    data_cfg = section_from_dict(DataConfig, custom["data"])
+    final = train_and_export(
+        train, data_cfg, fn_args.train_files, fn_args.eval_files, fn_args.transform_output,
+        fn_args.serving_model_dir, fn_args.model_run_dir, fn_args.train_steps, fn_args.eval_steps)
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(final.items()) if k.startswith("val_"))
+    print(f"[{train.model}] finished {fn_args.train_steps} steps; validation: {summary}", flush=True)
