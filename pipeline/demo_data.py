@@ -1,0 +1,399 @@
+"""The embedded demo dataset: real photos, a simulated phone camera, DPED and unpaired layouts.
+
+DPED cannot be downloaded here, so the demo builds its own small stand-in from the photographs
+scikit-image ships inside its wheel (`skimage/data`, read straight from disk with Pillow: no
+fetcher, no network). The photo is the DSLR ("canon") side; the phone side is that photo passed
+through `simulate_phone`, a camera model whose every random choice comes from one
+`numpy.random.Generator` seeded from `seed`, so the same seed writes byte-identical files.
+
+The simulation follows the light through a small phone camera, in this order (ranges are uniform
+per photo; pixel sizes are at the output resolution):
+
+1. Misalignment, sub-pixel shift of up to 2 px per axis. DPED pairs come from two cameras on one
+   tripod, matched by SIFT + homography, so they are only approximately aligned; the losses must
+   cope with it (DPED blurs before its colour loss for this reason).
+2. Defocus, Gaussian blur with sigma 0.5-1.2 px: a tiny lens with a fixed, slightly soft focus.
+3. Vignetting, brightness falling off as 1 - v r^2 towards the corners, v = 0.15-0.35: the
+   cheap wide-angle lens lets less light reach the sensor edges.
+4. Lower effective resolution, area-downsampling to 45-70 % of the size (a small sensor with
+   few, large-pitch photosites), later upsampled back: the phone upscales its output, so fine
+   detail is gone and what is left is soft, not aliased.
+5. Sensor noise at that sensor resolution, in linear light: signal-dependent shot noise
+   (variance 0.0005-0.003 x signal) plus read noise (sigma 0.002-0.006), and blotchy chroma
+   noise (sigma 0.002-0.006, blurred, zero-mean across channels) as left by demosaicking and
+   a weak denoiser. Added before the tone curve, it ends up strongest in the shadows, as on a
+   real phone.
+6. White-balance error, red and blue gains of 0.88-1.12: auto white balance misjudging the
+   light, so photos come out too warm, too cool or slightly tinted.
+7. Tone curve of a washed-out, low-contrast phone rendering: gamma 1.8-2.6 (midtones brighter
+   or darker than sRGB's 2.2), blacks lifted by 0.02-0.07, whites lowered by 0.00-0.06, and
+   saturation reduced to 75-95 %.
+8. JPEG compression at quality 40-70 with 4:2:0 chroma subsampling, applied to the whole photo
+   before patches are cut: blocking and ringing where a phone encoder spends few bits.
+
+Both layouts are cut from the same pairs. Training patches use an overlapping grid (`stride`),
+the way DPED cut many 100x100 patches per photo; test patches do not overlap, so every test pixel
+counts once in PSNR/SSIM. Test photos are held out entirely (`TRAIN_PHOTOS`, `TEST_PHOTOS`), and
+the two views of the stereo motorcycle scene stay on the same side, since they show one scene.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+# Bundled photo name -> file in skimage/data. Grayscale, synthetic and microscopy images are left
+# out: a phone simulation needs colour photographs of real scenes.
+PHOTO_FILES: dict[str, str] = {
+    "astronaut": "astronaut.png",
+    "motorcycle_left": "motorcycle_left.png",
+    "motorcycle_right": "motorcycle_right.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "chelsea": "chelsea.png",
+    "coffee": "coffee.png",
+    "rocket": "rocket.jpg",
+}
+TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "motorcycle_left", "motorcycle_right", "hubble_deep_field")
+TEST_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "rocket")
+# Unpaired training domains take whole scenes, so no scene (and no pair) is seen from both sides.
+UNPAIRED_A_PHOTOS: tuple[str, ...] = ("astronaut", "hubble_deep_field")  # trainA: phone patches
+UNPAIRED_B_PHOTOS: tuple[str, ...] = ("motorcycle_left", "motorcycle_right")  # trainB: DSLR patches
+
+MAX_SIDE = 640  # photos larger than this are downscaled: modest full-size images, seconds to build
+DSLR_SIDE = "canon"  # DPED's folder name for the DSLR side
+MARKER = "DONE.json"  # written last: its presence means the dataset is complete
+_OWNER = ".phone2dslr-demo"  # written first and kept: the folders beside it are ours to replace
+_FORMAT = 1  # bump when the output changes for the same parameters, so `ensure` rebuilds
+_SAVE_QUALITY = 95
+_GAMMA = 2.2  # sRGB approximated as a pure power law; the simulation runs in linear light
+
+
+class DemoDataError(ValueError):
+    """Parameters or an output folder the demo dataset cannot use; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PhoneParams:
+    """One photo's draw of the phone camera model (see the module docstring for the ranges)."""
+
+    shift: tuple[float, float]  # (dy, dx): phone(y, x) shows the scene at dslr(y - dy, x - dx)
+    defocus_sigma: float
+    vignetting: float
+    resolution: float
+    shot_noise: float
+    read_noise: float
+    chroma_noise: float
+    wb_gains: tuple[float, float, float]
+    gamma: float
+    black_lift: float
+    white_drop: float
+    saturation: float
+    jpeg_quality: int
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What a `generate` / `ensure` call left on disk."""
+
+    out: Path
+    dped_root: Path  # data.root for layout=dped
+    unpaired_root: Path  # data.root for layout=unpaired
+    phone: str
+    seed: int
+    train_pairs: int
+    test_pairs: int
+    full_size_images: int
+    unpaired_a: int
+    unpaired_b: int
+    generated: bool  # False when `ensure` found the data complete and wrote nothing
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        state = f"generated in {self.seconds:.1f} s" if self.generated else "already complete"
+        return (
+            f"demo data in {self.out} (seed {self.seed}, phone {self.phone}, {state})\n"
+            f"  DPED layout     {self.dped_root}: {self.train_pairs} training pairs, "
+            f"{self.test_pairs} test pairs, {self.full_size_images} full-size test images\n"
+            f"  unpaired layout {self.unpaired_root}: trainA {self.unpaired_a}, "
+            f"trainB {self.unpaired_b}, testA/testB {self.test_pairs}"
+        )
+
+
+def draw_phone_params(rng: np.random.Generator) -> PhoneParams:
+    """Draws one photo's camera settings; `simulate_phone` draws these first from its generator."""
+    u = rng.uniform
+    return PhoneParams(
+        shift=(float(u(-2.0, 2.0)), float(u(-2.0, 2.0))),
+        defocus_sigma=float(u(0.5, 1.2)),
+        vignetting=float(u(0.15, 0.35)),
+        resolution=float(u(0.45, 0.70)),
+        shot_noise=float(u(0.0005, 0.003)),
+        read_noise=float(u(0.002, 0.006)),
+        chroma_noise=float(u(0.002, 0.006)),
+        wb_gains=(float(u(0.88, 1.12)), 1.0, float(u(0.88, 1.12))),
+        gamma=float(u(1.8, 2.6)),
+        black_lift=float(u(0.02, 0.07)),
+        white_drop=float(u(0.0, 0.06)),
+        saturation=float(u(0.75, 0.95)),
+        jpeg_quality=int(rng.integers(40, 71)),
+    )
+
+
+def simulate_phone(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Renders a DSLR photo (uint8 HxWx3) as the simulated phone would have taken it (same shape)."""
+    return _render_phone(rgb, draw_phone_params(rng), rng)
+
+
+def _render_phone(rgb: np.ndarray, p: PhoneParams, rng: np.random.Generator) -> np.ndarray:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise DemoDataError(f"simulate_phone expects uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    x = (rgb.astype(np.float64) / 255.0) ** _GAMMA
+
+    x = ndimage.shift(x, (p.shift[0], p.shift[1], 0.0), order=1, mode="nearest")
+    x = ndimage.gaussian_filter(x, (p.defocus_sigma, p.defocus_sigma, 0.0))
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / (cy**2 + cx**2)
+    x = x * (1.0 - p.vignetting * r2)[..., None]
+
+    sensor = (max(1, round(h * p.resolution)), max(1, round(w * p.resolution)))
+    x = _resize(x, sensor, Image.Resampling.BOX)
+    x = np.clip(x, 0.0, 1.0)
+    x = x + rng.standard_normal(x.shape) * np.sqrt(p.shot_noise * x + p.read_noise**2)
+    chroma = ndimage.gaussian_filter(rng.standard_normal(x.shape), (1.0, 1.0, 0.0))
+    chroma -= chroma.mean(axis=2, keepdims=True)
+    x = x + chroma * (p.chroma_noise / max(float(chroma.std()), 1e-12))
+
+    x = np.clip(x * np.asarray(p.wb_gains), 0.0, 1.0)
+    y = p.black_lift + (1.0 - p.black_lift - p.white_drop) * x ** (1.0 / p.gamma)
+    luma = y @ np.array([0.299, 0.587, 0.114])
+    y = luma[..., None] + p.saturation * (y - luma[..., None])
+    y = _resize(y, (h, w), Image.Resampling.BICUBIC)
+
+    out = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+    return _decode(_encode(out, quality=p.jpeg_quality, subsampling=2))
+
+
+def generate(
+    out: str | os.PathLike,
+    seed: int = 0,
+    phone: str = "iphone",
+    patch_size: int = 100,
+    stride: int = 50,
+    full_size: int = 0,
+) -> DemoSummary:
+    """Writes the demo dataset under `out` (replacing an earlier demo there) and says what it wrote.
+
+    `full_size` is the longest side every photo is downscaled to before anything else (so also
+    the size of the full-size test images); 0 keeps the bundled sizes, capped at `MAX_SIDE`.
+    Small values with small patches make a tiny dataset for tests.
+    """
+    started = time.perf_counter()
+    _check_params(seed, phone, patch_size, stride, full_size)
+    photos = {name: load_photo(name, full_size) for name in PHOTO_FILES}
+    for name, photo in photos.items():
+        if min(photo.shape[:2]) < patch_size:
+            raise DemoDataError(f"patch_size {patch_size} is larger than photo {name!r} "
+                                f"({photo.shape[1]}x{photo.shape[0]}); lower patch_size or raise full_size")
+    out = Path(out)
+    _clear_previous(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _OWNER).write_text("written by pipeline.demo_data; complete only when DONE.json exists\n")
+
+    dirs = _folders(out, phone)
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+
+    counts = dict.fromkeys(_FOLDER_COUNTS.values(), 0)
+    drawn: dict[str, dict] = {}
+    for index, (name, dslr) in enumerate(photos.items()):
+        rng = np.random.default_rng([seed, index])
+        params = draw_phone_params(rng)
+        phone_img = _render_phone(dslr, params, rng)
+        drawn[name] = dataclasses.asdict(params)
+        is_test = name in TEST_PHOTOS
+        grid_stride = patch_size if is_test else stride
+        for k, (top, left) in enumerate(_grid(dslr.shape[:2], patch_size, grid_stride)):
+            window = (slice(top, top + patch_size), slice(left, left + patch_size))
+            phone_jpg = _encode(phone_img[window], quality=_SAVE_QUALITY, subsampling=0)
+            dslr_jpg = _encode(dslr[window], quality=_SAVE_QUALITY, subsampling=0)
+            named = f"{name}_{k:03d}.jpg"
+            if is_test:
+                n = counts["test_pairs"]
+                (dirs["test_phone"] / f"{n}.jpg").write_bytes(phone_jpg)
+                (dirs["test_dslr"] / f"{n}.jpg").write_bytes(dslr_jpg)
+                (dirs["testA"] / named).write_bytes(phone_jpg)
+                (dirs["testB"] / named).write_bytes(dslr_jpg)
+                counts["test_pairs"] += 1
+                continue
+            n = counts["train_pairs"]
+            (dirs["train_phone"] / f"{n}.jpg").write_bytes(phone_jpg)
+            (dirs["train_dslr"] / f"{n}.jpg").write_bytes(dslr_jpg)
+            counts["train_pairs"] += 1
+            if name in UNPAIRED_A_PHOTOS:
+                (dirs["trainA"] / named).write_bytes(phone_jpg)
+                counts["unpaired_a"] += 1
+            elif name in UNPAIRED_B_PHOTOS:
+                (dirs["trainB"] / named).write_bytes(dslr_jpg)
+                counts["unpaired_b"] += 1
+        if is_test:
+            n = counts["full_size_images"]
+            (dirs["full_size"] / f"{n}.jpg").write_bytes(_encode(phone_img, _SAVE_QUALITY, subsampling=0))
+            counts["full_size_images"] += 1
+
+    marker = {**_marker_params(seed, phone, patch_size, stride, full_size), "counts": counts,
+              "train_photos": list(TRAIN_PHOTOS), "test_photos": list(TEST_PHOTOS),
+              "unpaired_a_photos": list(UNPAIRED_A_PHOTOS), "unpaired_b_photos": list(UNPAIRED_B_PHOTOS),
+              "phone_params": drawn}
+    (out / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n")
+    return _summary(out, phone, seed, counts, generated=True, seconds=time.perf_counter() - started)
+
+
+def ensure(
+    out: str | os.PathLike,
+    seed: int = 0,
+    phone: str = "iphone",
+    patch_size: int = 100,
+    stride: int = 50,
+    full_size: int = 0,
+) -> DemoSummary:
+    """Generates the dataset unless `out` already holds a complete one made with these parameters."""
+    out = Path(out)
+    marker = _read_marker(out)
+    wanted = _marker_params(seed, phone, patch_size, stride, full_size)
+    if (marker is not None and all(marker.get(k) == v for k, v in wanted.items())
+            and _files_match(out, phone, marker.get("counts", {}))):
+        return _summary(out, phone, seed, marker["counts"], generated=False)
+    return generate(out, seed=seed, phone=phone, patch_size=patch_size, stride=stride, full_size=full_size)
+
+
+def load_photo(name: str, full_size: int = 0) -> np.ndarray:
+    """One bundled photo as uint8 HxWx3, downscaled to `full_size` (0: `MAX_SIDE`) longest side."""
+    with resources.as_file(resources.files("skimage") / "data" / PHOTO_FILES[name]) as path:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            limit = full_size or MAX_SIDE
+            if max(im.size) > limit:
+                scale = limit / max(im.size)
+                size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+                im = im.resize(size, Image.Resampling.LANCZOS)
+            return np.asarray(im).copy()
+
+
+def file_digest(root: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 of every file under `root`, by relative path: compares two generations byte for byte."""
+    root = Path(root)
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _grid(shape: tuple[int, int], size: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners of a patch grid centred on the photo (equal margins on both sides)."""
+    corners = []
+    for extent in shape:
+        n = (extent - size) // stride + 1
+        start = (extent - (size + (n - 1) * stride)) // 2
+        corners.append([start + i * stride for i in range(n)])
+    return [(top, left) for top in corners[0] for left in corners[1]]
+
+
+def _resize(x: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """Resizes float HxWxC channel by channel in Pillow's float mode (exact and deterministic)."""
+    channels = [np.asarray(Image.fromarray(x[..., c].astype(np.float32), mode="F")
+                           .resize((size[1], size[0]), resample)) for c in range(x.shape[2])]
+    return np.stack(channels, axis=-1).astype(np.float64)
+
+
+def _encode(rgb: np.ndarray, quality: int, subsampling: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=subsampling)
+    return buf.getvalue()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB")).copy()
+
+
+def _check_params(seed: int, phone: str, patch_size: int, stride: int, full_size: int) -> None:
+    if not isinstance(seed, int) or seed < 0:
+        raise DemoDataError(f"seed must be an integer >= 0, got {seed!r}")
+    if (not phone or phone in (".", "..", DSLR_SIDE) or "/" in phone or "\\" in phone
+            or not phone.isprintable()):
+        raise DemoDataError(f"phone must be a plain folder name other than {DSLR_SIDE!r}, got {phone!r}")
+    if patch_size <= 0 or stride <= 0:
+        raise DemoDataError(f"patch_size and stride must be > 0, got {patch_size} and {stride}")
+    if full_size < 0:
+        raise DemoDataError(f"full_size must be >= 0 (0 keeps the bundled sizes), got {full_size}")
+
+
+def _clear_previous(out: Path) -> None:
+    """Removes an earlier demo under `out`, and refuses to touch folders it did not write."""
+    ours = (out / MARKER).exists() or (out / _OWNER).exists()
+    for sub in ("dped", "unpaired"):
+        target = out / sub
+        if not target.exists():
+            continue
+        if not ours and any(target.iterdir()):
+            raise DemoDataError(f"{target} exists and was not written by the demo generator "
+                                f"(no {_OWNER}); choose another output folder or remove it")
+        shutil.rmtree(target)
+    (out / MARKER).unlink(missing_ok=True)
+
+
+def _marker_params(seed: int, phone: str, patch_size: int, stride: int, full_size: int) -> dict:
+    return {"format": _FORMAT, "seed": seed, "phone": phone, "patch_size": patch_size,
+            "stride": stride, "full_size": full_size}
+
+
+def _read_marker(out: Path) -> dict | None:
+    try:
+        return json.loads((out / MARKER).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _folders(out: Path, phone: str) -> dict[str, Path]:
+    dped = out / "dped" / phone
+    unpaired = out / "unpaired"
+    return {
+        "train_phone": dped / "training_data" / phone,
+        "train_dslr": dped / "training_data" / DSLR_SIDE,
+        "test_phone": dped / "test_data" / "patches" / phone,
+        "test_dslr": dped / "test_data" / "patches" / DSLR_SIDE,
+        "full_size": dped / "test_data" / "full_size_test_images",
+        "trainA": unpaired / "trainA",
+        "trainB": unpaired / "trainB",
+        "testA": unpaired / "testA",
+        "testB": unpaired / "testB",
+    }
+
+
+# Which count of the marker each folder's number of files must equal.
+_FOLDER_COUNTS = {"train_phone": "train_pairs", "train_dslr": "train_pairs", "test_phone": "test_pairs",
+                  "test_dslr": "test_pairs", "full_size": "full_size_images", "trainA": "unpaired_a",
+                  "trainB": "unpaired_b", "testA": "test_pairs", "testB": "test_pairs"}
+
+
+def _files_match(out: Path, phone: str, counts: dict) -> bool:
+    """Cheap completeness check: every folder holds exactly as many files as the marker says."""
+    return all(d.is_dir() and sum(1 for _ in d.glob("*.jpg")) == counts.get(_FOLDER_COUNTS[key])
+               for key, d in _folders(out, phone).items())
+
+
+def _summary(out: Path, phone: str, seed: int, counts: dict, generated: bool,
+             seconds: float = 0.0) -> DemoSummary:
+    return DemoSummary(out=out, dped_root=out / "dped", unpaired_root=out / "unpaired", phone=phone,
+                       seed=seed, generated=generated, seconds=seconds, **counts)
