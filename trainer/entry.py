@@ -63,7 +63,7 @@ def train_and_export(
     eval_steps = max(1, min(eval_steps, n_eval // eval_batch)) if n_eval else 0
 
     with strategy.scope():
-        model = models.create_model(train)
+        model = models.create_model(train, patch_size=data_cfg.patch_size)
 
     steps_per_epoch = min(train_steps, train.checkpoint_every)
     epochs = -(-train_steps // steps_per_epoch)

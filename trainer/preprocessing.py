@@ -12,10 +12,8 @@ from typing import Any
 
 import tensorflow as tf
 
-PHONE = "phone"
-DSLR = "dslr"
-SOURCE = "source"
-DOMAIN = "domain"
+from components.image_example_gen.features import DOMAIN, DSLR, PHONE, SOURCE
+
 HAS_PHONE = "has_phone"
 HAS_DSLR = "has_dslr"
 IMAGE_KEYS = (PHONE, DSLR)
