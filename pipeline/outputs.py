@@ -7,16 +7,16 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 
-# (MLMD artifact type, what a person calls it)
+# (producing component, output key, what a person calls it)
 _REPORTED = (
-    ("Examples", "TFRecords"),
-    ("IngestReport", "ingest report"),
-    ("ExampleStatistics", "statistics"),
-    ("Schema", "schema"),
-    ("ExampleAnomalies", "anomalies"),
-    ("TransformGraph", "transform graph"),
-    ("Model", "model"),
-    ("ModelRun", "TensorBoard logs"),
+    ("ImageExampleGen", "examples", "TFRecords"),
+    ("ImageExampleGen", "ingest_report", "ingest report"),
+    ("StatisticsGen", "statistics", "statistics"),
+    ("SchemaGen", "schema", "schema"),
+    ("ExampleValidator", "anomalies", "anomalies"),
+    ("Transform", "transform_graph", "transform graph"),
+    ("Trainer", "model", "model"),
+    ("Trainer", "model_run", "TensorBoard logs"),
 )
 
 
@@ -39,39 +39,46 @@ def one_line(error: BaseException) -> str:
     return f"{type(chosen).__name__}: {text}"[:2000]
 
 
-def latest_artifacts(metadata_path: str) -> dict[str, Any]:
-    """Latest artifact of each reported type in the local MLMD database."""
+def latest_artifacts(config: PipelineConfig) -> dict[tuple[str, str], Any]:
+    """Latest artifact of each reported (component, output) in the local MLMD database.
+
+    Artifacts are told apart by their place under the pipeline root, which TFX lays out as
+    <root>/<component>/<output>/<execution id>; cached runs reuse those artifacts.
+    """
     from ml_metadata.metadata_store import metadata_store
     from tfx import v1 as tfx
 
     store = metadata_store.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    root = os.path.abspath(config.pipeline_root)
     found = {}
-    for type_name, _ in _REPORTED:
-        artifacts = store.get_artifacts_by_type(type_name)
-        if artifacts:
-            found[type_name] = max(artifacts, key=lambda a: (a.create_time_since_epoch, a.id))
+    for artifact in store.get_artifacts():
+        rel = os.path.relpath(os.path.abspath(artifact.uri), root).split(os.sep)
+        if len(rel) == 3 and (rel[0], rel[1]) in {(c, o) for c, o, _ in _REPORTED}:
+            key = (rel[0], rel[1])
+            if key not in found or artifact.id > found[key].id:
+                found[key] = artifact
     return found
 
 
 def summary(config: PipelineConfig) -> str:
     """Paths of the run's artifacts, the ingest counts and anything the validator flagged."""
-    artifacts = latest_artifacts(config.metadata_path)
+    artifacts = latest_artifacts(config)
     lines = ["", "== phone2dslr run finished =="]
-    for type_name, label in _REPORTED:
-        if type_name in artifacts:
-            lines.append(f"{label:>16}: {artifacts[type_name].uri}")
-    report = artifacts.get("IngestReport")
+    for component, output, label in _REPORTED:
+        if (component, output) in artifacts:
+            lines.append(f"{label:>16}: {artifacts[component, output].uri}")
+    report = artifacts.get(("ImageExampleGen", "ingest_report"))
     if report is not None:
         summary_file = os.path.join(report.uri, "summary.json")
         if os.path.exists(summary_file):
             with open(summary_file, encoding="utf-8") as f:
                 counts = json.load(f)
-            lines.append(f"{'ingested':>16}: {json.dumps(counts.get('examples', counts))}")
+            lines.append(f"{'examples':>16}: {json.dumps(counts.get('examples', {}), sort_keys=True)}")
             rejects = counts.get("rejects", {})
-            lines.append(f"{'set aside':>16}: {sum(rejects.values()) if rejects else 0} "
-                         f"{json.dumps(rejects) if rejects else ''} (see {os.path.join(report.uri, 'rejects.jsonl')})")
-    anomalies = artifacts.get("ExampleAnomalies")
+            lines.append(f"{'set aside':>16}: {sum(rejects.values())} {json.dumps(rejects, sort_keys=True)} "
+                         f"(one line per file in {os.path.join(report.uri, 'rejects.jsonl')})")
+    anomalies = artifacts.get(("ExampleValidator", "anomalies"))
     if anomalies is not None:
         lines.append(f"{'data anomalies':>16}: {_anomaly_count(anomalies.uri)}")
     return "\n".join(lines)

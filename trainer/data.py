@@ -15,8 +15,16 @@ from trainer.preprocessing import DOMAIN, DSLR, PHONE
 Batch = dict[str, tf.Tensor]
 
 
+def expand(patterns: list[str]) -> list[str]:
+    """TFX hands over file patterns (`.../Split-train/*`); tf.data needs the files themselves."""
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {', '.join(patterns)}")
+    return files
+
+
 def _raw_examples(files: list[str], raw_feature_spec: dict[str, Any]) -> tf.data.Dataset:
-    files_ds = tf.data.Dataset.from_tensor_slices(sorted(files))
+    files_ds = tf.data.Dataset.from_tensor_slices(expand(files))
     ds = tf.data.TFRecordDataset(files_ds, compression_type="GZIP")
     return ds.map(lambda s: tf.io.parse_single_example(s, raw_feature_spec),
                   num_parallel_calls=tf.data.AUTOTUNE)

@@ -62,13 +62,14 @@ def train_and_export(
     eval_ds = data.paired_dataset(eval_files, raw_spec, transform, eval_batch, shuffle=False, repeat=True)
     eval_steps = max(1, min(eval_steps, n_eval // eval_batch)) if n_eval else 0
 
+    image_batch = next(iter(eval_ds.take(1))) if n_eval else next(iter(train_ds.take(1)))
     with strategy.scope():
         model = models.create_model(train, patch_size=data_cfg.patch_size)
+        model(image_batch["phone"][:1])  # built before fit, so BackupAndRestore can restore into it
 
     steps_per_epoch = min(train_steps, train.checkpoint_every)
     epochs = -(-train_steps // steps_per_epoch)
     backup_dir = _backup_dir(train, data_cfg)
-    image_batch = next(iter(eval_ds.take(1))) if n_eval else next(iter(train_ds.take(1)))
     is_chief = distribute.is_chief(strategy)
     log_dir = model_run_dir if is_chief else tempfile.mkdtemp(prefix="worker_logs_")
     cbs = [
