@@ -53,6 +53,7 @@ class TrainConfig:
     content: str = "vgg19"  # vgg19 | pixel (pixel needs no pretrained network)
     vgg_weights: str = ""  # local Keras .h5 weights file or TF-Hub module directory
     head: str = "conv1x1"  # dped output head: tanh | conv1x1
+    global_skip: bool = False  # generator predicts a correction added to the input (not in the papers)
     filters: int = 64
     augment: bool = True
     jit_compile: bool = False
@@ -179,6 +180,8 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     for name in ("train_steps", "eval_steps", "batch_size", "checkpoint_every", "filters"):
         if getattr(t, name) <= 0:
             raise ConfigError(f"train.{name}: must be > 0, got {getattr(t, name)}")
+    if t.global_skip and t.head != "conv1x1":
+        raise ConfigError("train.global_skip needs head: conv1x1")
     if d.patch_size == 0:
         raise ConfigError("data.patch_size: the Trainer batches fixed-size patches; set a size > 0 "
                           "(DPED patches are 100)")

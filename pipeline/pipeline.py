@@ -13,13 +13,14 @@ from tfx import v1 as tfx
 
 from components.image_example_gen.component import ImageExampleGen
 from pipeline.config import PipelineConfig, to_dict
+from pipeline.evaluation import create_eval_config
 
 # Components are named by module path (no module_file): the same installed package then runs in
 # the local runner, in the container image and on Kubeflow.
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.entry.run_fn"
 
-ORDER = ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer")
+EVAL_SPLIT = "test"  # held-out scenes; `eval` (hashed from the training folders) drives validation
 
 
 def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
@@ -56,7 +57,26 @@ def create_components(config: PipelineConfig, until: str | None = None) -> list[
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.train.eval_steps),
         custom_config=trainer_custom_config(config))
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer]
+    # The baseline is the latest blessed model; the first run has none and is judged on absolute
+    # thresholds alone.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        example_splits=[EVAL_SPLIT],
+        eval_config=create_eval_config(config.eval))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+                  baseline, evaluator, pusher]
     if until is None:
         return components
     names = [c.id for c in components]

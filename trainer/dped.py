@@ -44,12 +44,17 @@ def resolve_loss_weights(preset: str, overrides: dict[str, float] | None = None)
 
 
 def build_generator(filters: int = 64, head: str = "conv1x1", num_blocks: int = 4,
-                    name: str = "generator") -> keras.Model:
+                    name: str = "generator", global_skip: bool = False) -> keras.Model:
     """Image -> enhanced image, any H and W; stride 1 throughout, receptive field 37 pixels.
 
     head 'tanh': tanh(x) * 0.58 + 0.5 as the official code (range [-0.08, 1.08], clip for display);
     head 'conv1x1': a final learned 1x1 convolution (a per-pixel colour matrix), linear output.
+    global_skip (conv1x1 only; not in the paper): the network predicts a correction added to the
+    input, so it starts near the identity and beats the phone photo within minutes of CPU
+    training; the demo uses it, paper reproductions should not.
     """
+    if global_skip and head != "conv1x1":
+        raise ValueError("global_skip needs the conv1x1 head (tanh's output is absolute, not a correction)")
     if head not in HEADS:
         raise ValueError(f"generator head {head!r} is not one of {', '.join(HEADS)}")
     inputs = keras.Input((None, None, 3), name="phone")
@@ -62,6 +67,10 @@ def build_generator(filters: int = 64, head: str = "conv1x1", num_blocks: int = 
     if head == "tanh":
         x = keras.layers.Activation("tanh", name="tanh")(x)
         x = keras.layers.Rescaling(0.58, offset=0.5, name="enhanced")(x)
+    elif global_skip:
+        # Zero-initialised: the untrained generator is exactly the identity, never worse than the input.
+        x = keras.layers.Conv2D(3, 1, kernel_initializer="zeros", name="correction")(x)
+        x = keras.layers.Add(name="enhanced")([inputs, x])
     else:
         x = keras.layers.Conv2D(3, 1, name="enhanced")(x)
     return keras.Model(inputs, x, name=name)
@@ -173,7 +182,7 @@ def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:
     """
     weights = resolve_loss_weights(train_cfg.loss_preset, train_cfg.loss_weights)
     model = DPED(
-        generator=build_generator(train_cfg.filters, train_cfg.head),
+        generator=build_generator(train_cfg.filters, train_cfg.head, global_skip=train_cfg.global_skip),
         discriminator=build_discriminator(patch_size),
         content=content_model(train_cfg.content, train_cfg.vgg_weights, DPED_LAYER),
         loss_weights=weights,

@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from export.saved_model import export_generator
 from pipeline.config import DataConfig, TrainConfig, section_from_dict
-from trainer import callbacks, data, distribute, models, summaries
+from trainer import data, distribute, fitting, models
 
 
 def _backup_dir(train: TrainConfig, data_cfg: DataConfig) -> str:
@@ -67,22 +67,12 @@ def train_and_export(
         model = models.create_model(train, patch_size=data_cfg.patch_size)
         model(image_batch["phone"][:1])  # built before fit, so BackupAndRestore can restore into it
 
-    steps_per_epoch = min(train_steps, train.checkpoint_every)
-    epochs = -(-train_steps // steps_per_epoch)
-    backup_dir = _backup_dir(train, data_cfg)
     is_chief = distribute.is_chief(strategy)
     log_dir = model_run_dir if is_chief else tempfile.mkdtemp(prefix="worker_logs_")
-    cbs = [
-        callbacks.NaNGuard(),
-        keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
-        keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=max(1, steps_per_epoch // 5)),
-        summaries.ImageSummary(log_dir, image_batch, every_n_epochs=max(1, train.log_images_every // steps_per_epoch)),
-    ]
-    history = model.fit(
-        train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
-        validation_data=eval_ds if eval_steps else None,
-        validation_steps=eval_steps or None,
-        callbacks=cbs, verbose=2)
+    history = fitting.fit(
+        model, train_ds, eval_ds if eval_steps else None, train_steps=train_steps, eval_steps=eval_steps,
+        checkpoint_every=train.checkpoint_every, backup_dir=_backup_dir(train, data_cfg), log_dir=log_dir,
+        image_batch=image_batch, log_images_every=train.log_images_every)
     export_dir = serving_model_dir if is_chief else tempfile.mkdtemp(prefix="worker_export_")
     export_generator(model.generator, export_dir, tft_layer, raw_spec)
     final = {k: float(v[-1]) for k, v in history.history.items()}

@@ -68,3 +68,50 @@ class SSIM(_ImageMean):
 
     def __init__(self, name: str = "ssim", dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
+
+
+# The Evaluator also judges what the model adds over the untouched phone photo. TFMA hands a metric
+# one prediction tensor, so the serving signature's `enhanced_and_input` output stacks the enhanced
+# image and the phone input on the channel axis ([..., :3] and [..., 3:]); these classes split it.
+def _enhanced(y_pred: tf.Tensor) -> tf.Tensor:
+    return y_pred[..., :3]
+
+
+def _input(y_pred: tf.Tensor) -> tf.Tensor:
+    return y_pred[..., 3:]
+
+
+class PSNRGain(_ImageMean):
+    """Mean of PSNR(enhanced) - PSNR(phone input) in dB, from a stacked [..., 6] prediction."""
+
+    _fn = staticmethod(lambda t, p: psnr(_enhanced(p), t) - psnr(_input(p), t))
+
+    def __init__(self, name: str = "psnr_gain", dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+
+
+class SSIMGain(_ImageMean):
+    """Mean of SSIM(enhanced) - SSIM(phone input), from a stacked [..., 6] prediction."""
+
+    _fn = staticmethod(lambda t, p: ssim(_enhanced(p), t) - ssim(_input(p), t))
+
+    def __init__(self, name: str = "ssim_gain", dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+
+
+class InputPSNR(_ImageMean):
+    """Mean PSNR of the phone input against the DSLR target, from a stacked [..., 6] prediction."""
+
+    _fn = staticmethod(lambda t, p: psnr(_input(p), t))
+
+    def __init__(self, name: str = "psnr_input", dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+
+
+class InputSSIM(_ImageMean):
+    """Mean SSIM of the phone input against the DSLR target, from a stacked [..., 6] prediction."""
+
+    _fn = staticmethod(lambda t, p: ssim(_input(p), t))
+
+    def __init__(self, name: str = "ssim_input", dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)

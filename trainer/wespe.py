@@ -31,6 +31,7 @@ class WESPEConfig:
     f_filters: int = 32  # F: DSLR -> phone, the easier direction
     num_blocks: int = 4
     head: str = "conv1x1"
+    global_skip: bool = False  # see dped.build_generator
     d_filters: int = 32  # PatchGAN width of the first layer (doubles per strided layer)
     d_strided_layers: int = 3
     content: str = "pixel"  # pixel | vgg19
@@ -54,7 +55,7 @@ class WESPEConfig:
                              f"known: {', '.join(base.loss_weights)}")
         return replace(
             base, g_filters=train_cfg.filters, f_filters=max(1, train_cfg.filters // 2),
-            head=train_cfg.head, content=train_cfg.content, vgg_weights=train_cfg.vgg_weights,
+            head=train_cfg.head, global_skip=train_cfg.global_skip, content=train_cfg.content, vgg_weights=train_cfg.vgg_weights,
             learning_rate=train_cfg.learning_rate, augment=train_cfg.augment,
             jit_compile=train_cfg.jit_compile,
             loss_weights={**base.loss_weights, **{k: float(v) for k, v in train_cfg.loss_weights.items()}},
@@ -163,8 +164,10 @@ class WESPE(keras.Model):
 def build(cfg: WESPEConfig) -> WESPE:
     """Built and compiled WESPE from its config. Call inside strategy.scope() when distributing."""
     model = WESPE(
-        generator=build_generator(cfg.g_filters, cfg.head, cfg.num_blocks, name="generator"),
-        inverse=build_generator(cfg.f_filters, cfg.head, cfg.num_blocks, name="inverse_generator"),
+        generator=build_generator(cfg.g_filters, cfg.head, cfg.num_blocks, name="generator",
+                                  global_skip=cfg.global_skip),
+        inverse=build_generator(cfg.f_filters, cfg.head, cfg.num_blocks, name="inverse_generator",
+                                global_skip=cfg.global_skip),
         color_discriminator=build_patch_discriminator(3, cfg.d_filters, cfg.d_strided_layers,
                                                       name="color_discriminator"),
         texture_discriminator=build_patch_discriminator(1, cfg.d_filters, cfg.d_strided_layers,
