@@ -23,11 +23,10 @@ per photo; pixel sizes are at the output resolution):
    noise (sigma 0.002-0.006, blurred, zero-mean across channels) as left by demosaicking and
    a weak denoiser. Added before the tone curve, it ends up strongest in the shadows, as on a
    real phone.
-6. White-balance error, red and blue gains of 0.88-1.12: auto white balance misjudging the
-   light, so photos come out too warm, too cool or slightly tinted.
-7. Tone curve of a washed-out, low-contrast phone rendering: gamma 1.8-2.6 (midtones brighter
-   or darker than sRGB's 2.2), blacks lifted by 0.02-0.07, whites lowered by 0.00-0.06, and
-   saturation reduced to 75-95 %.
+6. The phone's colour rendering, consistent across shots as one phone's ISP is (with a little
+   per-shot jitter): a warm white balance (red gain 1.06-1.10, blue 0.88-0.92).
+7. Its tone curve: a washed-out, low-contrast rendering with gamma 2.2-2.4, blacks lifted by
+   0.04-0.06, whites lowered by 0.02-0.04, and saturation reduced to 80-86 %.
 8. JPEG compression at quality 40-70 with 4:2:0 chroma subsampling, applied to the whole photo
    before patches are cut: blocking and ringing where a phone encoder spends few bits.
 
@@ -131,7 +130,12 @@ class DemoSummary:
 
 
 def draw_phone_params(rng: np.random.Generator) -> PhoneParams:
-    """Draws one photo's camera settings; `simulate_phone` draws these first from its generator."""
+    """Draws one photo's camera settings; `simulate_phone` draws these first from its generator.
+
+    Colour rendering (white balance, tone curve, saturation) is the phone model's own and varies
+    only slightly between shots, as one phone's ISP does: that consistency is what a DPED model
+    learns to undo. Focus, noise, resolution, compression and alignment vary per shot.
+    """
     u = rng.uniform
     return PhoneParams(
         shift=(float(u(-2.0, 2.0)), float(u(-2.0, 2.0))),
@@ -141,11 +145,11 @@ def draw_phone_params(rng: np.random.Generator) -> PhoneParams:
         shot_noise=float(u(0.0005, 0.003)),
         read_noise=float(u(0.002, 0.006)),
         chroma_noise=float(u(0.002, 0.006)),
-        wb_gains=(float(u(0.88, 1.12)), 1.0, float(u(0.88, 1.12))),
-        gamma=float(u(1.8, 2.6)),
-        black_lift=float(u(0.02, 0.07)),
-        white_drop=float(u(0.0, 0.06)),
-        saturation=float(u(0.75, 0.95)),
+        wb_gains=(float(u(1.06, 1.10)), 1.0, float(u(0.88, 0.92))),
+        gamma=float(u(2.2, 2.4)),
+        black_lift=float(u(0.04, 0.06)),
+        white_drop=float(u(0.02, 0.04)),
+        saturation=float(u(0.80, 0.86)),
         jpeg_quality=int(rng.integers(40, 71)),
     )
 
