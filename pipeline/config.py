@@ -27,7 +27,7 @@ class DataConfig:
     layout: str = "dped"  # dped: <root>/<phone>/training_data|test_data ; unpaired: trainA/trainB/testA/testB
     phone: str = "iphone"  # DPED phone folder name (also the slice value of phone examples)
     pairing: str = "paired"  # paired: phone+DSLR in one example ; unpaired: one example per image
-    patch_size: int = 100  # square patches written to train/eval; 0 keeps images whole (same size needed)
+    patch_size: int = 100  # square patches cut from every split (test: non-overlapping grid)
     patch_stride: int = 0  # grid stride; 0 means patch_size (no overlap)
     patches_per_image: int = 0  # >0: that many seeded random patches per image instead of the grid
     eval_percent: int = 10  # share of training pairs (by hash of pair id) written to the eval split
@@ -88,8 +88,17 @@ class KubeflowConfig:
 
     image: str = "gcr.io/my-project/phone2dslr:latest"
     target: str = "kfp"  # kfp (open-source Kubeflow Pipelines) | vertex
-    gpu_count: int = 0
-    gpu_type: str = "nvidia-tesla-t4"
+    gpu_count: int = 0  # GPUs on the Trainer step (on each replica with multi_worker on vertex)
+    gpu_type: str = "nvidia-tesla-t4"  # vertex accelerator type (NVIDIA_TESLA_T4, NVIDIA_L4...); kfp: see node_selector
+    cpu_limit: float = 0.0  # vCPUs of the Trainer step; 0: the cluster's default
+    memory_limit_gb: float = 0.0  # memory (GB) of the Trainer step; 0: the cluster's default
+    gpu_resource: str = "nvidia.com/gpu"  # kfp: Kubernetes resource requested gpu_count times
+    node_selector: dict[str, str] = field(default_factory=dict)  # kfp: Trainer pod node labels (GPU model)
+    project: str = ""  # vertex: GCP project that runs the pipeline
+    region: str = "us-central1"  # vertex: region
+    service_account: str = ""  # runs as this account (Kubernetes on kfp, GCP on vertex); empty: default
+    workers: int = 2  # vertex + train.strategy multi_worker: replicas of the Vertex training job
+    machine_type: str = "n1-standard-8"  # vertex + multi_worker: machine of each replica
 
 
 @dataclass

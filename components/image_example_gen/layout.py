@@ -1,0 +1,175 @@
+"""Where the photos are: folder layouts, listing, pairing by name and the deterministic split.
+
+Listing happens inside Beam (one element per folder), so a folder of half a million photos is
+never held as one Python list in the launching process or shipped inside the job graph; only the
+handful of folder names below travel with the pipeline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple
+
+import tensorflow as tf
+
+from components.image_example_gen import features as F
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+DPED_DSLR_FOLDER = "canon"
+LAYOUTS = ("dped", "unpaired")
+PAIRINGS = ("paired", "unpaired")
+PHONE_SIDE, DSLR_SIDE = "phone", "dslr"
+TRAIN_GROUP, TEST_GROUP = "train", "test"  # folder groups; the train group is split into train/eval
+
+
+class IngestError(ValueError):
+    """Input that cannot become a usable dataset; the message is one line naming what to fix."""
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """The image ExampleGen's parameters (the fields of DataConfig it uses), checked once."""
+
+    input_base: str
+    layout: str = "dped"
+    phone: str = "iphone"
+    pairing: str = "paired"
+    patch_size: int = 100
+    patch_stride: int = 0
+    patches_per_image: int = 0
+    eval_percent: int = 10
+    max_reject_fraction: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.layout not in LAYOUTS:
+            problems.append(f"layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
+        if self.pairing not in PAIRINGS:
+            problems.append(f"pairing {self.pairing!r} is not one of {', '.join(PAIRINGS)}")
+        if min(self.patch_size, self.patch_stride, self.patches_per_image) < 0:
+            problems.append("patch_size, patch_stride and patches_per_image must be >= 0")
+        if not 0 <= self.eval_percent < 100:
+            problems.append(f"eval_percent {self.eval_percent} must be in [0, 100)")
+        if not 0.0 <= self.max_reject_fraction <= 1.0:
+            problems.append(f"max_reject_fraction {self.max_reject_fraction} must be in [0, 1]")
+        if not self.phone or "/" in self.phone:
+            problems.append(f"phone {self.phone!r} must be a folder name")
+        if problems:
+            raise IngestError("image ExampleGen: " + "; ".join(problems))
+
+    @property
+    def stride(self) -> int:
+        return self.patch_stride or self.patch_size
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "IngestOptions":
+        """Build from exec_properties (which also hold unrelated keys, and floats may come as ints)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in names and v is not None}
+        if "max_reject_fraction" in kwargs:
+            kwargs["max_reject_fraction"] = float(kwargs["max_reject_fraction"])
+        return cls(**kwargs)
+
+
+class Source(NamedTuple):
+    """One folder of one side: `directory` is relative to the data root."""
+
+    group: str
+    side: str
+    directory: str
+    id_prefix: str
+
+
+class Unit(NamedTuple):
+    """Everything sharing one name stem within a folder group: normally one phone + one DSLR file."""
+
+    group: str
+    pair_id: str
+    phone: tuple[str, ...]
+    dslr: tuple[str, ...]
+
+
+def sources(options: IngestOptions) -> list[Source]:
+    """The folders a layout reads, in a fixed order."""
+    if options.layout == "dped":
+        p = options.phone
+        train, test = f"{p}/training_data", f"{p}/test_data/patches"
+        return [Source(TRAIN_GROUP, PHONE_SIDE, f"{train}/{p}", f"{p}/training_data"),
+                Source(TRAIN_GROUP, DSLR_SIDE, f"{train}/{DPED_DSLR_FOLDER}", f"{p}/training_data"),
+                Source(TEST_GROUP, PHONE_SIDE, f"{test}/{p}", f"{p}/test_data"),
+                Source(TEST_GROUP, DSLR_SIDE, f"{test}/{DPED_DSLR_FOLDER}", f"{p}/test_data")]
+    return [Source(TRAIN_GROUP, PHONE_SIDE, "trainA", "train"),
+            Source(TRAIN_GROUP, DSLR_SIDE, "trainB", "train"),
+            Source(TEST_GROUP, PHONE_SIDE, "testA", "test"),
+            Source(TEST_GROUP, DSLR_SIDE, "testB", "test")]
+
+
+def file_patterns(options: IngestOptions) -> dict[str, str]:
+    """Glob patterns (relative to the root) of the files read; the driver fingerprints them for caching."""
+    return {f"{s.group}_{s.side}": f"{s.directory}/*" for s in sources(options)}
+
+
+def check_layout(options: IngestOptions) -> list[Source]:
+    """Fail before Beam starts, naming the expected folders, when the layout is not there."""
+    root = options.input_base
+    if not tf.io.gfile.isdir(root):
+        raise IngestError(f"image ExampleGen: data root {root} does not exist or is not a folder")
+    found = sources(options)
+    missing = [os.path.join(root, s.directory) for s in found
+               if not tf.io.gfile.isdir(os.path.join(root, s.directory))]
+    if missing:
+        hint = ""
+        if options.layout == "dped" and not tf.io.gfile.isdir(os.path.join(root, options.phone)):
+            present = sorted(n.rstrip("/") for n in tf.io.gfile.listdir(root)
+                             if tf.io.gfile.isdir(os.path.join(root, n)))
+            hint = f" (phone folders present: {', '.join(present) or 'none'})"
+        raise IngestError(f"image ExampleGen: layout {options.layout!r} expects folder(s) "
+                          f"{', '.join(missing)}, missing{hint}")
+    return found
+
+
+def is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def list_source(root: str, source: Source) -> tuple[list[tuple[tuple[str, str], tuple[str, str]]], list[str]]:
+    """Lists one folder: ((group, pair_id), (side, relative path)) per image file, other files' paths.
+
+    Sub-folders are not descended into. Only names without an image extension are checked for
+    being folders, so listing a large bucket costs one listing call, not one call per file.
+    """
+    directory = os.path.join(root, source.directory)
+    images, others = [], []
+    for name in sorted(tf.io.gfile.listdir(directory)):
+        if name.endswith("/"):
+            continue  # object stores mark sub-folders with a trailing slash
+        rel = f"{source.directory}/{name}"
+        if is_image_name(name):
+            stem = os.path.splitext(name)[0]
+            images.append(((source.group, f"{source.id_prefix}/{stem}"), (source.side, rel)))
+        elif not tf.io.gfile.isdir(os.path.join(directory, name)):
+            others.append(rel)
+    return images, others
+
+
+def make_unit(key: tuple[str, str], members: Iterable[tuple[str, str]]) -> Unit:
+    group, pair_id = key
+    members = list(members)
+    phone = tuple(sorted(rel for side, rel in members if side == PHONE_SIDE))
+    dslr = tuple(sorted(rel for side, rel in members if side == DSLR_SIDE))
+    return Unit(group, pair_id, phone, dslr)
+
+
+def stable_int(text: str) -> int:
+    """A 64-bit integer from text that is the same in every process and Python version."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def split_of(unit: Unit, eval_percent: int) -> str:
+    """test for the test folders; train or eval by a stable hash of the pair id otherwise."""
+    if unit.group == TEST_GROUP:
+        return F.TEST
+    return F.EVAL if stable_int(unit.pair_id) % 100 < eval_percent else F.TRAIN

@@ -1,0 +1,30 @@
+"""The component inside a real LocalDagRunner pipeline: driver, executor and a TFX consumer."""
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+from tfx import v1 as tfx
+
+from components.image_example_gen.component import ImageExampleGen
+from tests.components.image_example_gen_helpers import BEAM_ARGS, make_dataset
+
+
+@pytest.mark.slow
+def test_local_dag_runner_feeds_statistics_gen(tmp_path):
+    make_dataset(tmp_path / "data", "dped", train_pairs=6, test_pairs=2)
+    gen = ImageExampleGen(input_base=str(tmp_path / "data"), patch_size=8, eval_percent=20)
+    stats = tfx.components.StatisticsGen(examples=gen.outputs["examples"])
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name="ingest", pipeline_root=str(tmp_path / "root"), components=[gen, stats],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(tmp_path / "mlmd.sqlite")),
+        # --setup_file also spares TFX building a throwaway sdist of itself for every Beam component.
+        beam_pipeline_args=BEAM_ARGS + [f"--setup_file={os.path.abspath('setup.py')}"])
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    root = tmp_path / "root" / "ImageExampleGen"
+    assert glob.glob(str(root / "examples" / "*" / "Split-train" / "data_tfrecord-*.gz"))
+    assert glob.glob(str(root / "ingest_report" / "*" / "summary.txt"))
+    for split in ("train", "eval", "test"):
+        assert glob.glob(str(tmp_path / "root" / "StatisticsGen" / "statistics" / "*" / f"Split-{split}" / "*"))
