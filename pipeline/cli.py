@@ -46,6 +46,65 @@ def _run(args: argparse.Namespace) -> int:
     return local_runner.run(cfg, until=args.until)
 
 
+def _enhance(args: argparse.Namespace) -> int:
+    """Enhance photos; exit 1 only when no photo could be enhanced, 2 when the model is unusable."""
+    from tqdm import tqdm
+
+    from export import enhance
+
+    try:
+        enhancer = enhance.load_enhancer(args.model, threads=args.threads)
+    except enhance.EnhanceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"model: {enhancer.kind} {args.model} ({enhancer.note}); tile {args.tile or 'off'}", file=sys.stderr)
+    try:
+        summary = enhance.enhance_files(args.inputs, enhancer, args.out, tile=args.tile, quality=args.quality,
+                                        progress=not args.no_progress,
+                                        report=lambda line: tqdm.write(line, file=sys.stderr))
+    except enhance.EnhanceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary)
+    return 0 if summary.written else 1
+
+
+def _import_dped(args: argparse.Namespace) -> int:
+    from export import official_dped
+
+    variants = [v for v in args.tflite.split(",") if v]
+    try:
+        result = official_dped.export(args.checkpoint, args.out, variants=variants,
+                                      min_parity_psnr=args.min_parity_psnr)
+    except (official_dped.OfficialCheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"SavedModel: {result['saved_model']} ({result['filters']} filters)")
+    for variant, r in result["tflite"].items():
+        print(f"TFLite {variant}: {r['file']} ({r['reason']})")
+    return 0 if all(r["passed"] for r in result["tflite"].values()) else 1
+
+
+def _kubeflow(args: argparse.Namespace) -> int:
+    """Compile for Kubeflow Pipelines / Vertex AI; submit when an endpoint (or --submit) is given."""
+    from kubeflow import runner, submit
+
+    cfg = runner.load_config(args.config, args.profile, args.set)
+    compiled = runner.compile_pipeline(cfg, args.out, until=args.until)
+    kind = "Vertex AI PipelineJob" if compiled.target == "vertex" else "Kubeflow Pipelines v2 spec"
+    print(f"wrote {compiled.package} ({kind}, {len(compiled.steps)} steps, image {cfg.kubeflow.image}, "
+          f"pipeline root {compiled.pipeline_root})")
+    if compiled.target == "kfp" and (args.endpoint or args.submit):
+        run = submit.submit_kfp(compiled, cfg, args.endpoint, run_name=args.run_name, experiment=args.experiment)
+        print(f"submitted run {getattr(run, 'run_id', run)} to {args.endpoint or 'the in-cluster KFP'}")
+    elif compiled.target == "vertex" and (args.submit or args.endpoint):
+        job = submit.submit_vertex(compiled, cfg, run_name=args.run_name)
+        print(f"submitted {getattr(job, 'resource_name', job)}")
+    else:
+        print(submit.how_to_submit(compiled, cfg))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phone2dslr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +121,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--phone", default="iphone")
     p.set_defaults(func=_demo_data)
+
+    p = sub.add_parser("enhance", help="enhance photos (files or folders) with a .tflite, SavedModel or "
+                                       "official DPED checkpoint, tiled to bound memory")
+    p.add_argument("inputs", nargs="+", help="JPEG/PNG files or folders of them")
+    p.add_argument("--model", required=True,
+                   help="a .tflite file, a SavedModel folder, or a TF1 checkpoint prefix (models_orig/iphone_orig)")
+    p.add_argument("--out", required=True, help="output folder (same names and formats as the inputs)")
+    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (bounds memory); 0: whole image")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality of the outputs (1-100)")
+    p.add_argument("--threads", type=int, default=2, help="TFLite threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_enhance)
+
+    p = sub.add_parser("import-dped", help="import the authors' DPED checkpoint (models_orig/<phone>_orig) "
+                                           "as a SavedModel and TFLite")
+    p.add_argument("--checkpoint", required=True, help="checkpoint prefix, e.g. models_orig/iphone_orig")
+    p.add_argument("--out", required=True, help="output folder: saved_model/ and <variant>.tflite")
+    p.add_argument("--tflite", default="float32",
+                   help="comma-separated TFLite variants (float32,float16,dynamic_int8); empty for none")
+    p.add_argument("--min-parity-psnr", type=float, default=40.0,
+                   help="a TFLite variant below this PSNR (dB) vs the SavedModel goes under rejected/")
+    p.set_defaults(func=_import_dped)
+
+    p = sub.add_parser("kubeflow", help="compile the pipeline for Kubeflow Pipelines v2 (.yaml) or Vertex AI "
+                                        "(.json) and optionally submit it")
+    p.add_argument("--config", default="configs/demo.yaml", help="the pipeline config (as for `run`)")
+    p.add_argument("--profile", default="configs/kubeflow.yaml",
+                   help="cluster profile laid over the config (configs/kubeflow.yaml, configs/vertex.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config value after the profile (repeatable)")
+    p.add_argument("--out", default=None, help="package path (default runs/kubeflow/<name>.yaml|.json)")
+    p.add_argument("--until", default=None, help="compile only up to this component")
+    p.add_argument("--endpoint", default=None, help="KFP API host, e.g. http://localhost:8080; submits the run")
+    p.add_argument("--submit", action="store_true",
+                   help="submit after compiling (Vertex: kubeflow.project/region; KFP: in-cluster host)")
+    p.add_argument("--run-name", default=None, help="name of the submitted run")
+    p.add_argument("--experiment", default=None, help="KFP experiment of the run (default: Default)")
+    p.set_defaults(func=_kubeflow)
 
     p = sub.add_parser("doctor", help="check that the installed stack imports")
     p.set_defaults(func=_doctor)

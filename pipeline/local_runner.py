@@ -12,8 +12,12 @@ from pipeline.config import PipelineConfig
 from pipeline import outputs
 
 
-class _Progress(logging.Handler):
-    """Prints one line per component start/finish/cache hit from TFX's INFO log, and nothing else."""
+class _Progress(logging.Filter):
+    """Turns TFX's INFO log into one line per component start/finish/cache hit; drops other INFO.
+
+    A filter on the absl logger (not a handler) so the dropped records never reach the handlers
+    that Beam and TensorFlow install on the root logger; warnings and errors pass unchanged.
+    """
 
     _PATTERNS = (
         (re.compile(r"Component (\S+) is running\."), "{} ..."),
@@ -22,25 +26,27 @@ class _Progress(logging.Handler):
     )
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
+        super().__init__()
         self._start = time.monotonic()
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
         message = record.getMessage()
         for pattern, template in self._PATTERNS:
             match = pattern.fullmatch(message)
             if match:
                 print(f"[{time.monotonic() - self._start:6.0f}s] " + template.format(match.group(1)), flush=True)
+        return False
 
 
 def _show_progress() -> None:
     from absl import logging as absl_logging
 
-    absl_logging.get_absl_handler().setLevel(logging.WARNING)  # keep the rest of TFX's INFO quiet
     absl_logger = absl_logging.get_absl_logger()
     absl_logger.setLevel(logging.INFO)
-    if not any(isinstance(h, _Progress) for h in absl_logger.handlers):
-        absl_logger.addHandler(_Progress())
+    if not any(isinstance(f, _Progress) for f in absl_logger.filters):
+        absl_logger.addFilter(_Progress())
 
 
 def run(config: PipelineConfig, until: str | None = None) -> int:

@@ -1,0 +1,202 @@
+"""TFLiteExport executor: held-out images from Examples, then export/tflite.py does the work.
+
+The executor only adapts TFX artifacts to export.tflite: it finds the SavedModel in the Model
+artifact, honours the Evaluator's blessing, decodes the phone/DSLR images of two splits, and puts
+the results on the output artifact as files and custom properties (read by the Pusher and the run
+report without opening files).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import components  # noqa: F401  (Keras/TF environment first)
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from export import tflite
+from trainer.preprocessing import DSLR, PHONE, decode_image
+
+# Input / output keys and parameter names (component.py declares the same ones).
+MODEL_KEY = "model"
+MODEL_BLESSING_KEY = "model_blessing"
+EXAMPLES_KEY = "examples"
+TFLITE_MODELS_KEY = "tflite_models"
+
+DEFAULTS: dict[str, Any] = {
+    "variants": list(tflite.VARIANTS),
+    "min_parity_psnr": {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0},
+    "representative_samples": 16,
+    "eval_split": "test",
+    "representative_split": "train",
+    "max_eval_images": 8,
+    "max_eval_side": 512,
+    "latency_height": 100,
+    "latency_width": 100,
+    "latency_runs": 5,
+    "threads": 2,
+}
+
+
+class Executor(base_executor.BaseExecutor):
+    """Converts the Model's `enhance_image` signature into checked TFLite variants."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        params = parse_parameters(exec_properties)
+        model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
+        output = artifact_utils.get_single_instance(output_dict[TFLITE_MODELS_KEY])
+        blessings = input_dict.get(MODEL_BLESSING_KEY) or []
+        blessed: bool | None = None
+        if blessings:
+            blessing = artifact_utils.get_single_instance(blessings)
+            blessed = blessing.get_int_custom_property("blessed") == 1
+            output.set_int_custom_property("model_blessed", int(blessed))
+            if not blessed:
+                logging.warning("TFLiteExport: model %s is not blessed; nothing converted", model.uri)
+                tflite.write_results(output.uri, {
+                    "model_blessed": False, "shipped": [], "variants": {},
+                    "reason": f"model not blessed by the Evaluator (blessing {blessing.uri}); nothing converted",
+                })
+                output.set_string_custom_property("shipped_variants", "")
+                output.set_int_custom_property("num_shipped", 0)
+                return
+
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+        eval_images, eval_skipped = read_split_images(
+            examples, params["eval_split"], params["max_eval_images"], params["max_eval_side"])
+        if not eval_images:
+            raise tflite.TFLiteExportError(
+                f"split {params['eval_split']!r} of {examples.uri} has no usable phone image to check parity on "
+                f"(set aside: {json.dumps(eval_skipped)})")
+        representative: list[np.ndarray] = []
+        rep_skipped: dict[str, int] = {}
+        if "int8" in params["variants"]:
+            rep, rep_skipped = read_split_images(
+                examples, params["representative_split"], params["representative_samples"], params["max_eval_side"])
+            representative = [image.phone for image in rep]
+
+        report = tflite.export_variants(
+            path_utils.serving_model_path(model.uri),
+            output.uri,
+            eval_images,
+            representative,
+            params["min_parity_psnr"],
+            variants=params["variants"],
+            latency_size=(params["latency_height"], params["latency_width"]),
+            threads=params["threads"],
+            latency_runs=params["latency_runs"],
+            extra={
+                "model_blessed": blessed,
+                "eval_split": params["eval_split"],
+                "representative_split": params["representative_split"],
+                "set_aside": {"eval": eval_skipped, "representative": rep_skipped},
+            },
+        )
+        set_output_properties(output, report)
+        logging.info("TFLiteExport: shipped %s; results in %s", report["shipped"],
+                     os.path.join(output.uri, tflite.RESULTS_FILE))
+
+
+def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """Exec properties (JSON strings for the list and the dict) -> typed values with defaults.
+
+    List and dict parameters travel as JSON strings: that survives every orchestrator (local
+    MLMD, Kubeflow V2 runtime parameters) unchanged.
+    """
+    params = dict(DEFAULTS)
+    for key, value in exec_properties.items():
+        if key in params and value is not None and value != "":
+            params[key] = value
+    variants = params["variants"]
+    if isinstance(variants, str):
+        text = variants.strip()
+        variants = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+    bounds = params["min_parity_psnr"]
+    if isinstance(bounds, str):
+        bounds = json.loads(bounds)
+    params["variants"] = [str(v) for v in variants]
+    params["min_parity_psnr"] = {str(k): float(v) for k, v in bounds.items()}
+    unknown = [v for v in params["variants"] if v not in tflite.VARIANTS]
+    if unknown:
+        raise ValueError(f"TFLiteExport variants: unknown {', '.join(unknown)}; choose from {', '.join(tflite.VARIANTS)}")
+    missing = [v for v in params["variants"] if v not in params["min_parity_psnr"]]
+    if missing:
+        raise ValueError(f"TFLiteExport min_parity_psnr: no bound for {', '.join(missing)}")
+    for key in ("representative_samples", "max_eval_images", "max_eval_side", "latency_height",
+                "latency_width", "latency_runs", "threads"):
+        params[key] = int(params[key])
+    return params
+
+
+def read_split_images(examples: types.Artifact, split: str, limit: int,
+                      max_side: int = 0) -> tuple[list[tflite.EvalImage], dict[str, int]]:
+    """The first `limit` examples of a split with a decodable phone image, and what was set aside.
+
+    Reads `<examples.uri>/Split-<split>/*.gz` (GZIP TFRecords of tf.Examples whose `phone` and
+    `dslr` features hold encoded images, b"" when missing). A DSLR target of another size than its
+    phone image is not a pixel-aligned pair, so the example is kept for parity only. Images larger
+    than `max_side` are centre-cropped (same crop for both): the generator is fully convolutional,
+    and full-resolution photos would make each variant's check take minutes on a CPU.
+    """
+    names = artifact_utils.decode_split_names(examples.split_names)
+    if split not in names:
+        raise tflite.TFLiteExportError(f"Examples {examples.uri} have no split {split!r} (have: {', '.join(names)})")
+    split_dir = artifact_utils.get_split_uri([examples], split)
+    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
+    if not files:
+        raise tflite.TFLiteExportError(f"no GZIP TFRecord files (*.gz) in {split_dir}")
+    spec = {key: tf.io.FixedLenFeature([], tf.string, default_value=b"") for key in (PHONE, DSLR)}
+    images: list[tflite.EvalImage] = []
+    skipped = {"no_phone": 0, "undecodable": 0, "dslr_size_mismatch": 0}
+    if limit <= 0:
+        return images, skipped
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        features = tf.io.parse_single_example(record, spec)
+        if not features[PHONE].numpy():
+            skipped["no_phone"] += 1
+            continue
+        try:
+            phone = decode_image(features[PHONE]).numpy()
+            dslr = decode_image(features[DSLR]).numpy() if features[DSLR].numpy() else None
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+            skipped["undecodable"] += 1
+            continue
+        if dslr is not None and dslr.shape != phone.shape:
+            skipped["dslr_size_mismatch"] += 1
+            dslr = None
+        phone, dslr = _center_crop(phone, max_side), (None if dslr is None else _center_crop(dslr, max_side))
+        images.append(tflite.EvalImage(phone[np.newaxis], None if dslr is None else dslr[np.newaxis]))
+        if len(images) >= limit:
+            break
+    return images, {k: v for k, v in skipped.items() if v}
+
+
+def set_output_properties(output: types.Artifact, report: dict[str, Any]) -> None:
+    """Summary numbers on the artifact itself, so the Pusher and the report need no file reads.
+
+    shipped_variants: comma-separated names of the variants that passed ("" when none);
+    num_shipped; and psnr / ssim / latency_ms of the float32 variant when it was measured.
+    """
+    output.set_string_custom_property("shipped_variants", ",".join(report["shipped"]))
+    output.set_int_custom_property("num_shipped", len(report["shipped"]))
+    float32 = report["variants"].get("float32", {})
+    for key in ("psnr", "ssim", "latency_ms"):
+        value = float32.get(key)
+        if isinstance(value, (int, float)) and np.isfinite(value):
+            output.set_float_custom_property(key, float(value))
+
+
+def _center_crop(image: np.ndarray, max_side: int) -> np.ndarray:
+    if max_side <= 0:
+        return image
+    h, w = image.shape[:2]
+    top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+    return image[top:top + min(h, max_side), left:left + min(w, max_side)]

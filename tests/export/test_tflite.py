@@ -1,0 +1,146 @@
+"""TFLite export for real: a tiny generator saved like the Trainer saves it, four variants, LiteRT.
+
+The SavedModel is written by export/saved_model.py itself, so its `enhance_image` signature (input
+`image` float32 [1, None, None, 3], output `enhanced`, clipped to [0, 1]) is the Trainer's.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import export  # noqa: F401  (Keras/TF environment first)
+import tensorflow as tf
+import tf_keras as keras
+
+from export import tflite
+from export.saved_model import export_image_generator
+
+BOUNDS = {"float32": 45.0, "float16": 40.0, "dynamic_int8": 20.0, "int8": 15.0}
+
+
+def tiny_generator(seed: int = 0, filters: int = 16) -> keras.Model:
+    """A few convolutions over any-size input with a residual to the input, like the real ones.
+
+    16 filters so the 3x3 kernels (2304 weights) pass the converter's 1024-element threshold and
+    the dynamic-range variant really quantizes them.
+    """
+    keras.utils.set_random_seed(seed)
+    image = keras.Input([None, None, 3], name="image")
+    x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(image)
+    x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer=keras.initializers.RandomNormal(stddev=0.02))(x)
+    return keras.Model(image, keras.layers.Add()([image, x]), name="tiny_generator")
+
+
+def save_generator(generator: keras.Model, export_dir: str) -> str:
+    """Save with the project's own exporter (the image signatures the Trainer writes; the
+    tf.Example ones need a Transform graph, which TFLite conversion never touches)."""
+    export_image_generator(generator, export_dir)
+    return export_dir
+
+
+def smooth_images(n: int, height: int, width: int, seed: int) -> list[np.ndarray]:
+    """Photo-like (low-frequency) float images [1, H, W, 3] in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random([n, height // 4 + 1, width // 4 + 1, 3]).astype(np.float32)
+    up = tf.image.resize(coarse, [height, width], method="bicubic").numpy()
+    return [np.clip(x, 0.0, 1.0)[np.newaxis] for x in up]
+
+
+def dslr_like(phone: np.ndarray) -> np.ndarray:
+    return np.clip(phone * 1.1 + 0.03, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> str:
+    return save_generator(tiny_generator(0), str(tmp_path_factory.mktemp("model") / "serving"))
+
+
+@pytest.fixture(scope="module")
+def eval_images() -> list[tflite.EvalImage]:
+    phones = smooth_images(3, 32, 40, seed=1)
+    return [tflite.EvalImage(p, dslr_like(p) if i < 2 else None) for i, p in enumerate(phones)]
+
+
+@pytest.fixture(scope="module")
+def references(saved_model, eval_images) -> list[np.ndarray]:
+    enhancer = tflite.SavedModelEnhancer(saved_model)
+    return [enhancer(i.phone) for i in eval_images]
+
+
+@pytest.fixture(scope="module")
+def converted(saved_model) -> dict[str, bytes]:
+    representative = smooth_images(4, 24, 32, seed=2)
+    return {v: tflite.convert(saved_model, v, representative) for v in tflite.VARIANTS}
+
+
+@pytest.mark.parametrize("variant", tflite.VARIANTS)
+def test_every_variant_takes_two_input_sizes(converted, variant):
+    tflite.check_resizable(converted[variant])  # raises if not
+    for h, w in [(20, 28), (33, 17)]:
+        out = tflite.run_tflite(converted[variant], np.full([h, w, 3], 0.4, np.float32))
+        assert out.shape == (1, h, w, 3) and out.dtype == np.float32
+    assert tflite.TFLiteRunner(converted[variant]).input_details["dtype"] == np.float32  # float contract
+
+
+def test_float32_matches_the_saved_model(converted, eval_images, references):
+    result = tflite.evaluate_variant("float32", converted["float32"], references, eval_images,
+                                     BOUNDS["float32"], latency_size=(16, 16), latency_runs=2)
+    assert result.passed, result.reason
+    assert result.parity_psnr > 45.0 and result.parity_max_abs < 1e-3
+    assert result.psnr is not None and result.ssim is not None  # two paired images
+    assert result.latency_ms > 0 and result.input_size == [16, 16]
+    assert result.input_shape_signature == [1, -1, -1, 3]
+
+
+def test_a_different_network_fails_parity(eval_images, references):
+    other = tiny_generator(seed=7)
+    converter = tf.lite.TFLiteConverter.from_keras_model(other)
+    result = tflite.evaluate_variant("float32", converter.convert(), references, eval_images,
+                                     BOUNDS["float32"], latency_size=(16, 16), latency_runs=1)
+    assert not result.passed
+    assert "below the bound" in result.reason and result.parity_psnr < 45.0
+
+
+def test_nan_weights_fail_with_a_clear_reason(eval_images, references):
+    broken = tiny_generator(seed=0)
+    broken.set_weights([np.full_like(w, np.nan) for w in broken.get_weights()])
+    content = tf.lite.TFLiteConverter.from_keras_model(broken).convert()
+    result = tflite.evaluate_variant("float32", content, references, eval_images, BOUNDS["float32"])
+    assert not result.passed and "NaN" in result.reason
+
+
+def test_a_fixed_size_model_is_not_resizable():
+    image = keras.Input([32, 32, 3], batch_size=1)
+    fixed = keras.Model(image, keras.layers.Reshape([32, 32, 3])(keras.layers.Flatten()(image)))
+    content = tf.lite.TFLiteConverter.from_keras_model(fixed).convert()
+    with pytest.raises(tflite.TFLiteExportError, match="cannot be resized"):
+        tflite.check_resizable(content)
+
+
+def test_int8_needs_representative_images(saved_model):
+    with pytest.raises(tflite.TFLiteExportError, match="representative"):
+        tflite.convert(saved_model, "int8", [])
+
+
+def test_export_writes_passed_models_and_results(saved_model, eval_images, tmp_path):
+    bounds = dict(BOUNDS, float16=200.0)  # impossible bound: float16 must be failed, not shipped
+    report = tflite.export_variants(saved_model, str(tmp_path), eval_images, smooth_images(2, 24, 32, seed=3),
+                                    bounds, latency_size=(16, 16), latency_runs=1)
+    on_disk = json.loads((tmp_path / tflite.RESULTS_FILE).read_text())
+    assert on_disk["shipped"] == report["shipped"] == ["float32", "dynamic_int8", "int8"]
+    f16 = on_disk["variants"]["float16"]
+    assert not f16["passed"] and "below the bound 200.00" in f16["reason"] and f16["file"] is None
+    assert (tmp_path / "rejected" / "float16.tflite").exists() and not (tmp_path / "float16.tflite").exists()
+    for variant in report["shipped"]:
+        entry = on_disk["variants"][variant]
+        assert entry["file"] == f"{variant}.tflite"
+        assert entry["size_bytes"] == os.path.getsize(tmp_path / entry["file"])
+        for key in ("parity_max_abs", "parity_psnr", "psnr", "ssim", "latency_ms", "input_size"):
+            assert entry[key] is not None, (variant, key)
+    assert on_disk["variants"]["float16"]["size_bytes"] < on_disk["variants"]["float32"]["size_bytes"]
+    assert on_disk["eval_images"] == 3 and on_disk["paired_eval_images"] == 2
+    assert on_disk["reference"]["saved_model"]["psnr"] > 0
+    float32_parity = on_disk["variants"]["float32"]["parity_psnr"]
+    assert float(float32_parity) > 45.0  # "inf" when bit-identical
