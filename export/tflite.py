@@ -298,8 +298,14 @@ def export_variants(
     threads: int = 2,
     latency_runs: int = 5,
     extra: dict[str, Any] | None = None,
+    min_psnr_gain: float | None = None,
+    min_ssim_gain: float | None = None,
 ) -> dict[str, Any]:
     """Convert, check and write every variant; returns what it writes to tflite_results.json.
+
+    The file that ships is what phones run, so it meets the Evaluator's absolute gate too: with
+    `min_psnr_gain` / `min_ssim_gain` set, a variant whose PSNR/SSIM against the DSLR targets
+    is not at least the phone input's plus that margin fails, whatever its parity.
 
     Layout: `<out_dir>/<variant>.tflite` for variants that passed (so everything at the top level
     is shippable), `<out_dir>/rejected/<variant>.tflite` for converted variants that failed (kept
@@ -331,6 +337,8 @@ def export_variants(
             continue
         result = evaluate_variant(variant, content, references, images, float(min_parity_psnr[variant]),
                                   latency_size=latency_size, threads=threads, latency_runs=latency_runs)
+        if result.passed:
+            _apply_quality_gate(result, reference_quality["phone_input"], min_psnr_gain, min_ssim_gain)
         name = f"{variant}.tflite" if result.passed else f"rejected/{variant}.tflite"
         _write_bytes(os.path.join(out_dir, name), content)
         result.file = name if result.passed else None
@@ -352,6 +360,20 @@ def export_variants(
     }
     write_results(out_dir, report)
     return report
+
+
+def _apply_quality_gate(result: VariantResult, phone: dict[str, Any], min_psnr_gain: float | None,
+                        min_ssim_gain: float | None) -> None:
+    """Fail a variant that does not improve on the phone input by the Evaluator's margins."""
+    for name, margin in (("psnr", min_psnr_gain), ("ssim", min_ssim_gain)):
+        if margin is None or phone.get(name) is None:
+            continue
+        value = getattr(result, name)
+        if value is None or not value - phone[name] >= margin:
+            result.passed = False
+            result.reason = (f"{name.upper()} {value if value is None else round(value, 4)} vs the DSLR targets "
+                             f"does not beat the phone input's {phone[name]:.4f} by the gate's {margin}")
+            return
 
 
 def write_results(out_dir: str, report: dict[str, Any]) -> str:

@@ -79,7 +79,8 @@ class ExportConfig:
     min_parity_psnr: dict[str, float] = field(
         default_factory=lambda: {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0}
     )
-    representative_samples: int = 16
+    representative_samples: int = 16  # int8 calibration patches drawn from the train split
+    max_eval_images: int = 64  # held-out patches each variant is checked on (parity and quality)
 
 
 @dataclass

@@ -12,6 +12,8 @@ import pipeline  # noqa: F401  (Keras/TF environment first)
 from tfx import v1 as tfx
 
 from components.image_example_gen.component import ImageExampleGen
+from components.model_pusher.component import ModelPusher
+from components.tflite_export.component import TFLiteExport
 from pipeline.config import PipelineConfig, to_dict
 from pipeline.evaluation import create_eval_config
 
@@ -70,13 +72,24 @@ def create_components(config: PipelineConfig, until: str | None = None) -> list[
         baseline_model=baseline.outputs["model"],
         example_splits=[EVAL_SPLIT],
         eval_config=create_eval_config(config.eval))
-    pusher = tfx.components.Pusher(
+    e = config.export
+    # Converted only for a blessed model; each variant must match the SavedModel and pass the
+    # Evaluator's absolute gate on its own outputs, since the .tflite file is what phones run.
+    tflite_export = TFLiteExport(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+        examples=example_gen.outputs["examples"],
+        variants=e.variants, min_parity_psnr=e.min_parity_psnr,
+        representative_samples=e.representative_samples, eval_split=EVAL_SPLIT,
+        max_eval_images=e.max_eval_images,
+        min_psnr_gain=config.eval.min_psnr_gain, min_ssim_gain=config.eval.min_ssim_gain)
+    pusher = ModelPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        tflite_models=tflite_export.outputs["tflite_models"],
+        serving_dir=config.serving_dir)
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-                  baseline, evaluator, pusher]
+                  baseline, evaluator, tflite_export, pusher]
     if until is None:
         return components
     names = [c.id for c in components]

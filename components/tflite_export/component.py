@@ -57,6 +57,8 @@ class TFLiteExportSpec(types.ComponentSpec):
         "latency_width": ExecutionParameter(type=int),
         "latency_runs": ExecutionParameter(type=int),
         "threads": ExecutionParameter(type=int),
+        "min_psnr_gain": ExecutionParameter(type=str, optional=True),  # "" or a float: quality gate
+        "min_ssim_gain": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -94,8 +96,11 @@ class TFLiteExport(base_component.BaseComponent):
         latency_size: tuple[int, int] = (executor.DEFAULTS["latency_height"], executor.DEFAULTS["latency_width"]),
         latency_runs: int = executor.DEFAULTS["latency_runs"],
         threads: int = executor.DEFAULTS["threads"],
+        min_psnr_gain: float | None = None,
+        min_ssim_gain: float | None = None,
     ) -> None:
-        """Args mirror ExportConfig; `latency_size` is (height, width) of the latency input."""
+        """Args mirror ExportConfig; `latency_size` is (height, width) of the latency input;
+        min_*_gain: the Evaluator's absolute gate, applied to each variant's own outputs."""
         params: dict[str, Any] = {
             "variants": variants if isinstance(variants, str) else json.dumps(list(variants)),
             "min_parity_psnr": (min_parity_psnr if isinstance(min_parity_psnr, str)
@@ -110,6 +115,8 @@ class TFLiteExport(base_component.BaseComponent):
             "latency_width": int(latency_size[1]),
             "latency_runs": int(latency_runs),
             "threads": int(threads),
+            "min_psnr_gain": "" if min_psnr_gain is None else str(float(min_psnr_gain)),
+            "min_ssim_gain": "" if min_ssim_gain is None else str(float(min_ssim_gain)),
         }
         executor.parse_parameters(params)  # fail at pipeline definition, not after training
         spec = TFLiteExportSpec(

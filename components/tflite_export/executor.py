@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "latency_width": 100,
     "latency_runs": 5,
     "threads": 2,
+    "min_psnr_gain": "",  # "" = no quality gate; else a float, as the Evaluator's EvalConfig
+    "min_ssim_gain": "",
 }
 
 
@@ -93,6 +95,8 @@ class Executor(base_executor.BaseExecutor):
             latency_size=(params["latency_height"], params["latency_width"]),
             threads=params["threads"],
             latency_runs=params["latency_runs"],
+            min_psnr_gain=params["min_psnr_gain"],
+            min_ssim_gain=params["min_ssim_gain"],
             extra={
                 "model_blessed": blessed,
                 "eval_split": params["eval_split"],
@@ -130,6 +134,8 @@ def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
     missing = [v for v in params["variants"] if v not in params["min_parity_psnr"]]
     if missing:
         raise ValueError(f"TFLiteExport min_parity_psnr: no bound for {', '.join(missing)}")
+    for key in ("min_psnr_gain", "min_ssim_gain"):
+        params[key] = None if params[key] in ("", None) else float(params[key])
     for key in ("representative_samples", "max_eval_images", "max_eval_side", "latency_height",
                 "latency_width", "latency_runs", "threads"):
         params[key] = int(params[key])

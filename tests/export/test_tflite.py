@@ -144,3 +144,26 @@ def test_export_writes_passed_models_and_results(saved_model, eval_images, tmp_p
     assert on_disk["reference"]["saved_model"]["psnr"] > 0
     float32_parity = on_disk["variants"]["float32"]["parity_psnr"]
     assert float(float32_parity) > 45.0  # "inf" when bit-identical
+
+
+def test_quality_gate_fails_variants_that_do_not_beat_the_phone_input(eval_images, tmp_path):
+    """A generator that inverts colours is worse than its input: with the Evaluator's gate nothing ships."""
+    inputs = keras.Input((None, None, 3))
+    invert = keras.layers.Conv2D(3, 1, kernel_initializer=keras.initializers.Constant(-np.eye(3)[None, None]),
+                                 bias_initializer="ones")
+    saved_model = save_generator(keras.Model(inputs, invert(inputs)), str(tmp_path / "invert"))
+    variants = ("float32", "dynamic_int8")
+    open_gate = tflite.export_variants(saved_model, str(tmp_path / "open"), eval_images, None, BOUNDS,
+                                       variants=variants, latency_size=(16, 16), latency_runs=1,
+                                       min_psnr_gain=-100.0)
+    assert open_gate["shipped"] == list(variants)
+    gated = tflite.export_variants(saved_model, str(tmp_path / "gated"), eval_images, None, BOUNDS,
+                                   variants=variants, latency_size=(16, 16), latency_runs=1,
+                                   min_psnr_gain=0.0)
+    phone_psnr = gated["reference"]["phone_input"]["psnr"]
+    for variant in variants:
+        entry = gated["variants"][variant]
+        assert entry["psnr"] < phone_psnr  # the premise: this model makes images worse
+        assert not entry["passed"] and "does not beat the phone input" in entry["reason"]
+        assert (tmp_path / "gated" / "rejected" / f"{variant}.tflite").exists()
+    assert gated["shipped"] == []
