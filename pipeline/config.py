@@ -80,7 +80,7 @@ class ExportConfig:
         default_factory=lambda: {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0}
     )
     representative_samples: int = 16  # int8 calibration patches drawn from the train split
-    max_eval_images: int = 64  # held-out patches each variant is checked on (parity and quality)
+    max_eval_images: int = 256  # held-out patches each variant is checked on (parity and quality)
 
 
 @dataclass

@@ -17,6 +17,10 @@ _REPORTED = (
     ("Transform", "transform_graph", "transform graph"),
     ("Trainer", "model", "model"),
     ("Trainer", "model_run", "TensorBoard logs"),
+    ("Evaluator", "evaluation", "evaluation"),
+    ("TFLiteExport", "tflite_models", "TFLite checks"),
+    ("RunReport", "report", "report"),
+    ("ModelPusher", "pushed_model", "push record"),
 )
 
 
@@ -81,7 +85,54 @@ def summary(config: PipelineConfig) -> str:
     anomalies = artifacts.get(("ExampleValidator", "anomalies"))
     if anomalies is not None:
         lines.append(f"{'data anomalies':>16}: {_anomaly_count(anomalies.uri)}")
+    lines.extend(_verdict(artifacts))
     return "\n".join(lines)
+
+
+def _verdict(artifacts: dict[tuple[str, str], Any]) -> list[str]:
+    """Blessing, the headline metrics, and where the shipped files went."""
+    lines = []
+    evaluation = artifacts.get(("Evaluator", "evaluation"))
+    if evaluation is not None:
+        metrics = overall_metrics(evaluation.uri)
+        blessed = os.path.exists(os.path.join(os.path.dirname(os.path.dirname(evaluation.uri)), "blessing",
+                                              os.path.basename(evaluation.uri), "BLESSED"))
+        lines.append(f"{'blessing':>16}: {'BLESSED' if blessed else 'NOT BLESSED'}")
+        if metrics:
+            lines.append(f"{'test PSNR':>16}: model {metrics.get('psnr', float('nan')):.2f} dB, "
+                         f"phone input {metrics.get('input_psnr', float('nan')):.2f} dB")
+            lines.append(f"{'test SSIM':>16}: model {metrics.get('ssim', float('nan')):.4f}, "
+                         f"phone input {metrics.get('input_ssim', float('nan')):.4f}")
+    if ("RunReport", "report") in artifacts:
+        lines.append(f"{'HTML report':>16}: {os.path.join(artifacts['RunReport', 'report'].uri, 'index.html')}")
+    pushed = artifacts.get(("ModelPusher", "pushed_model"))
+    if pushed is not None and pushed.custom_properties.get("pushed") and \
+            pushed.custom_properties["pushed"].int_value:
+        destination = pushed.custom_properties["pushed_destination"].string_value
+        lines.append(f"{'pushed model':>16}: {destination}")
+        variants = pushed.custom_properties.get("tflite_variants")
+        if variants is not None and variants.string_value:
+            for variant in variants.string_value.split(","):
+                lines.append(f"{'pushed TFLite':>16}: {os.path.join(destination, 'tflite', variant + '.tflite')}")
+    elif evaluation is not None:
+        lines.append(f"{'pushed':>16}: nothing (model not blessed)")
+    return lines
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    """The candidate's overall-slice metric values of a TFMA evaluation, by metric name.
+
+    TFMA names class-based metrics after the class (InputPSNR -> input_psnr) and also stores the
+    baseline's values and the differences; only the candidate's own values are returned.
+    """
+    import tensorflow_model_analysis as tfma
+
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if not metrics.slice_key.single_slice_keys:
+            return {kv.key.name: kv.value.double_value.value for kv in metrics.metric_keys_and_values
+                    if kv.value.HasField("double_value") and not kv.key.is_diff
+                    and kv.key.model_name in ("", "candidate")}
+    return {}
 
 
 def _anomaly_count(uri: str) -> str:
