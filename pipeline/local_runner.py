@@ -49,7 +49,7 @@ def _show_progress() -> None:
         absl_logger.addFilter(_Progress())
 
 
-def run(config: PipelineConfig, until: str | None = None) -> int:
+def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = None) -> int:
     """Run (or resume from cache) the local pipeline and print where its results are.
 
     Returns a process exit code; failures end with one readable line rather than a Beam trace.
@@ -66,7 +66,7 @@ def run(config: PipelineConfig, until: str | None = None) -> int:
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
     _show_progress()
     try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata, until))
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata, until, **({"run_fn": run_fn} if run_fn else {})))
     except Exception as e:  # noqa: BLE001 - the one place that turns any failure into one line
         print(f"pipeline failed: {outputs.one_line(e)}", file=sys.stderr)
         return 1

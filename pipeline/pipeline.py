@@ -33,8 +33,12 @@ def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
     return {"train": train, "data": to_dict(config.data)}
 
 
-def create_components(config: PipelineConfig, until: str | None = None) -> list[Any]:
-    """All components in dependency order; `until` keeps the prefix ending at that component."""
+def create_components(config: PipelineConfig, until: str | None = None, run_fn: str = RUN_FN) -> list[Any]:
+    """All components in dependency order; `until` keeps the prefix ending at that component.
+
+    run_fn: the Trainer's entry by module path; tests name fixed (untrained) models here to check
+    the gate and the push on models whose quality is known in advance.
+    """
     d = config.data
     example_gen = ImageExampleGen(
         input_base=d.root, layout=d.layout, phone=d.phone, pairing=d.pairing,
@@ -52,7 +56,7 @@ def create_components(config: PipelineConfig, until: str | None = None) -> list[
         preprocessing_fn=PREPROCESSING_FN, materialize=False,
         custom_config={"patch_size": d.patch_size})
     trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
+        run_fn=run_fn,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -102,12 +106,13 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config: Any = None,
     until: str | None = None,
+    run_fn: str = RUN_FN,
 ) -> tfx.dsl.Pipeline:
     """The TFX pipeline for `config`; metadata settings come from the runner."""
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, until),
+        components=create_components(config, until, run_fn),
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

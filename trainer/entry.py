@@ -72,10 +72,16 @@ def train_and_export(
     history = fitting.fit(
         model, train_ds, eval_ds if eval_steps else None, train_steps=train_steps, eval_steps=eval_steps,
         checkpoint_every=train.checkpoint_every, backup_dir=_backup_dir(train, data_cfg), log_dir=log_dir,
-        image_batch=image_batch, log_images_every=train.log_images_every)
+        image_batch=image_batch, log_images_every=train.log_images_every, keep_best=train.keep_best)
     export_dir = serving_model_dir if is_chief else tempfile.mkdtemp(prefix="worker_export_")
     export_generator(model.generator, export_dir, tft_layer, raw_spec)
-    final = {k: float(v[-1]) for k, v in history.history.items()}
+    logged = history.history
+    epochs = len(next(iter(logged.values())))
+    epoch = epochs - 1
+    if train.keep_best and "val_psnr" in logged:  # the exported weights are that epoch's
+        epoch = max(range(epochs), key=logged["val_psnr"].__getitem__)
+    final = {k: float(v[epoch]) for k, v in logged.items()}
+    final["epoch"] = float(epoch + 1)
     if is_chief:
         with tf.io.gfile.GFile(os.path.join(model_run_dir, "final_metrics.json"), "w") as f:
             json.dump(final, f, indent=2, sort_keys=True)
