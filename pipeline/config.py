@@ -46,7 +46,8 @@ class TrainConfig:
     batch_size: int = 8
     learning_rate: float = 1e-4
     strategy: str = "default"  # default | mirrored | multi_worker
-    checkpoint_every: int = 50
+    checkpoint_every: int = 50  # also the epoch length: validation and checkpoints every N steps
+    keep_best: bool = True  # export the weights of the epoch with the best validation PSNR
     log_images_every: int = 100
     loss_preset: str = "rebalanced"  # dped: paper | official-code | rebalanced
     loss_weights: dict[str, float] = field(default_factory=dict)  # explicit weights override the preset

@@ -2,8 +2,10 @@
 
 One epoch is `checkpoint_every` steps, so BackupAndRestore's end-of-epoch backup is the "every N
 steps" checkpoint: a killed process restarted with the same backup_dir continues from the last
-backup with the same step counter and optimizer state. A NaN/Inf loss raises before that step's
-backup is written, so the backup left on disk is the last good one.
+backup with the same step counter and optimizer state (all of the model's optimizers: they are
+attributes of the model, which the backup checkpoints). The last epoch stops at train_steps when
+that is not a multiple of checkpoint_every. A NaN/Inf loss raises before that step's backup is
+written, so the backup left on disk is the last good one. A run that finishes deletes its backup.
 """
 from __future__ import annotations
 
@@ -13,6 +15,22 @@ import tensorflow as tf
 import tf_keras as keras
 
 from trainer import callbacks, summaries
+
+
+class _StopAtStep(keras.callbacks.Callback):
+    """Ends fit once `steps` steps are done in all, so a last epoch shorter than the others (when
+    train_steps is not a multiple of checkpoint_every) does not overshoot train_steps."""
+
+    def __init__(self, steps: int, steps_per_epoch: int):
+        super().__init__()
+        self.steps, self.steps_per_epoch, self._epoch = steps, steps_per_epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.steps:
+            self.model.stop_training = True
 
 
 def fit(
@@ -28,9 +46,14 @@ def fit(
     image_batch: dict[str, tf.Tensor] | None = None,
     log_images_every: int = 0,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    keep_best: bool = False,
     verbose: int = 2,
 ) -> Any:
-    """Train `model` (built) for `train_steps` steps; returns the Keras History."""
+    """Train `model` (built) for `train_steps` steps; returns the Keras History.
+
+    keep_best: GAN training oscillates, so the weights of the epoch with the best validation PSNR
+    are restored at the end (tracked in memory: after a resume, among the epochs run since).
+    """
     steps_per_epoch = min(train_steps, checkpoint_every)
     epochs = -(-train_steps // steps_per_epoch)
     # NaNGuard comes before BackupAndRestore: on a diverged step it raises before the backup.
@@ -38,11 +61,16 @@ def fit(
         callbacks.NaNGuard(),
         keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
     ]
+    if train_steps % steps_per_epoch:
+        cbs.append(_StopAtStep(train_steps, steps_per_epoch))
     if log_dir:
         cbs.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq=max(1, steps_per_epoch // 5)))
         if image_batch is not None and log_images_every:
             cbs.append(summaries.ImageSummary(log_dir, image_batch,
                                               every_n_epochs=max(1, log_images_every // steps_per_epoch)))
+    if keep_best and eval_ds is not None:
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_psnr", mode="max", patience=epochs + 1,
+                                                 restore_best_weights=True, verbose=1))
     cbs.extend(extra_callbacks or [])
     return model.fit(
         train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
