@@ -13,6 +13,7 @@ from tfx import v1 as tfx
 
 from components.image_example_gen.component import ImageExampleGen
 from components.model_pusher.component import ModelPusher
+from components.run_report.component import RunReport
 from components.tflite_export.component import TFLiteExport
 from pipeline.config import PipelineConfig, to_dict
 from pipeline.evaluation import create_eval_config
@@ -92,8 +93,23 @@ def create_components(config: PipelineConfig, until: str | None = None, run_fn: 
         model_blessing=evaluator.outputs["blessing"],
         tflite_models=tflite_export.outputs["tflite_models"],
         serving_dir=config.serving_dir)
+    t = config.train
+    report = RunReport(
+        model=trainer.outputs["model"], evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"], examples=example_gen.outputs["examples"],
+        tflite_models=tflite_export.outputs["tflite_models"],
+        ingest_report=example_gen.outputs["ingest_report"],
+        baseline_model=baseline.outputs["model"], eval_split=EVAL_SPLIT,
+        run_info={
+            "pipeline": config.name, "model": t.model, "train steps": t.train_steps,
+            "content loss": t.content if t.content == "vgg19" else f"{t.content} (no pretrained VGG-19)",
+            "loss weights": f"preset {t.loss_preset}" + (f", overrides {t.loss_weights}" if t.loss_weights else ""),
+            "generator": f"{t.filters} filters, head {t.head}"
+                         + (", global skip (not in the paper)" if t.global_skip else ""),
+            "data": f"{config.data.layout} layout at {config.data.root}, {config.data.patch_size}px patches",
+        })
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-                  baseline, evaluator, tflite_export, pusher]
+                  baseline, evaluator, tflite_export, pusher, report]
     if until is None:
         return components
     names = [c.id for c in components]

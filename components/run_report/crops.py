@@ -1,0 +1,120 @@
+"""Before / after / DSLR samples for the report: held-out examples through the exported model.
+
+The samples come from the split the Evaluator scored, and the model runs through the SavedModel's
+`enhance_image` signature (the one the TFLite variants are converted from), so what the reader
+sees is what the numbers above it measured. Large images are centre-cropped before enhancing
+(the generators are fully convolutional), and small patches are upscaled by an integer factor
+with nearest neighbour, so each pixel the model changed stays visible and nothing is smoothed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from components.image_example_gen.features import DSLR, PHONE, SOURCE
+from components.run_report.render import Crop
+from export.saved_model import IMAGE_SIGNATURE, OUTPUT_KEY
+from trainer.metrics import psnr
+from trainer.preprocessing import decode_image
+
+
+@dataclass
+class Sample:
+    """One decoded example: float32 [H, W, 3] images in [0, 1]; dslr None when not pixel-aligned."""
+
+    index: int  # position in the split, so a reader can find the example again
+    source: str
+    phone: np.ndarray
+    dslr: np.ndarray | None
+
+
+def read_samples(split_dir: str, limit: int) -> tuple[list[Sample], dict[str, int]]:
+    """The first `limit` examples of a split folder with a decodable phone image, and what was skipped.
+
+    Reads GZIP TFRecords (`*.gz`, the ExampleGen layout); a DSLR image of another size than its phone
+    image (unpaired data) is dropped from the sample rather than shown as if it were the target.
+    """
+    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
+    skipped = {"no_phone": 0, "undecodable": 0, "dslr_not_aligned": 0}
+    samples: list[Sample] = []
+    if not files or limit <= 0:
+        return samples, {}
+    spec = {key: tf.io.FixedLenFeature([], tf.string, default_value=b"") for key in (PHONE, DSLR, SOURCE)}
+    for index, record in enumerate(tf.data.TFRecordDataset(files, compression_type="GZIP")):
+        features = tf.io.parse_single_example(record, spec)
+        if not features[PHONE].numpy():
+            skipped["no_phone"] += 1
+            continue
+        try:
+            phone = decode_image(features[PHONE]).numpy()
+            dslr = decode_image(features[DSLR]).numpy() if features[DSLR].numpy() else None
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+            skipped["undecodable"] += 1
+            continue
+        if dslr is not None and dslr.shape != phone.shape:
+            skipped["dslr_not_aligned"] += 1
+            dslr = None
+        source = features[SOURCE].numpy().decode("utf-8", "replace")
+        samples.append(Sample(index, source, phone, dslr))
+        if len(samples) >= limit:
+            break
+    return samples, {k: v for k, v in skipped.items() if v}
+
+
+def center_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """At most side x side from the centre; smaller images are returned whole."""
+    h, w = image.shape[:2]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[top:top + min(h, side), left:left + min(w, side)]
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor (each pixel becomes a factor x factor block)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
+def to_png(image: np.ndarray, factor: int = 1) -> bytes:
+    """float [H, W, 3] in [0, 1] -> PNG bytes, upscaled by `factor`."""
+    pixels = np.clip(np.round(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return tf.io.encode_png(upscale(pixels, factor)).numpy()
+
+
+class Enhancer:
+    """The SavedModel's `enhance_image` signature as a numpy function on one [H, W, 3] image."""
+
+    def __init__(self, saved_model_dir: str) -> None:
+        self._loaded = tf.saved_model.load(saved_model_dir)  # keeps the variables alive
+        if IMAGE_SIGNATURE not in self._loaded.signatures:
+            raise ValueError(f"SavedModel {saved_model_dir} has no {IMAGE_SIGNATURE!r} signature "
+                             f"(has: {', '.join(sorted(self._loaded.signatures)) or 'none'})")
+        self._fn = self._loaded.signatures[IMAGE_SIGNATURE]
+        (self._input,) = self._fn.structured_input_signature[1]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        out = self._fn(**{self._input: tf.constant(image[np.newaxis], tf.float32)})[OUTPUT_KEY]
+        return out.numpy()[0]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(psnr(a[np.newaxis], b[np.newaxis]).numpy()[0])
+
+
+def make_crops(enhancer: Enhancer, samples: list[Sample], crop_size: int, display_side: int = 256) -> list[Crop]:
+    """Centre crops of each sample, enhanced, scored against the DSLR crop and encoded for the page."""
+    crops = []
+    for sample in samples:
+        phone = center_crop(sample.phone, crop_size)
+        dslr = None if sample.dslr is None else center_crop(sample.dslr, crop_size)
+        enhanced = enhancer(phone)
+        h, w = phone.shape[:2]
+        factor = max(1, display_side // max(h, w))
+        crops.append(Crop(
+            label=f"source {sample.source or '?'}, example {sample.index}",
+            phone_png=to_png(phone, factor), enhanced_png=to_png(enhanced, factor),
+            dslr_png=None if dslr is None else to_png(dslr, factor), size=(h, w), scale=factor,
+            psnr_phone=None if dslr is None else _psnr(phone, dslr),
+            psnr_model=None if dslr is None else _psnr(enhanced, dslr)))
+    return crops
