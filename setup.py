@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     description="Smartphone-to-DSLR photo enhancement (DPED, WESPE) as a TFX pipeline with TFLite export",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline*", "components*", "trainer*", "export*", "kubeflow*"]),
+    packages=find_packages(include=["pipeline*", "components*", "trainer*", "export*", "kubeflow*", "phone2dslr"]),
     package_data={"": ["*.yaml"]},
     install_requires=[
         "tfx==1.21.0",

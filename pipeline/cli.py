@@ -94,14 +94,26 @@ def _kubeflow(args: argparse.Namespace) -> int:
     kind = "Vertex AI PipelineJob" if compiled.target == "vertex" else "Kubeflow Pipelines v2 spec"
     print(f"wrote {compiled.package} ({kind}, {len(compiled.steps)} steps, image {cfg.kubeflow.image}, "
           f"pipeline root {compiled.pipeline_root})")
-    if compiled.target == "kfp" and (args.endpoint or args.submit):
-        run = submit.submit_kfp(compiled, cfg, args.endpoint, run_name=args.run_name, experiment=args.experiment)
-        print(f"submitted run {getattr(run, 'run_id', run)} to {args.endpoint or 'the in-cluster KFP'}")
-    elif compiled.target == "vertex" and (args.submit or args.endpoint):
-        job = submit.submit_vertex(compiled, cfg, run_name=args.run_name)
-        print(f"submitted {getattr(job, 'resource_name', job)}")
-    else:
+    if not (args.endpoint or args.submit):
         print(submit.how_to_submit(compiled, cfg))
+        return 0
+    if compiled.target == "vertex" and args.endpoint:
+        print("error: --endpoint is a Kubeflow Pipelines host; Vertex runs use --submit", file=sys.stderr)
+        return 2
+    caching = False if args.no_cache else None
+    try:
+        if compiled.target == "vertex":
+            job = submit.submit_vertex(compiled, cfg, run_name=args.run_name, enable_caching=caching)
+            print(f"submitted {job.resource_name}")
+        else:
+            run = submit.submit_kfp(compiled, cfg, args.endpoint, run_name=args.run_name,
+                                    experiment=args.experiment, enable_caching=caching)
+            print(f"submitted run {run.run_id} to {args.endpoint or 'the in-cluster Kubeflow Pipelines'}")
+    except Exception as e:  # noqa: BLE001 - a cluster's many failure types become one line
+        from pipeline import outputs
+
+        print(f"submit failed (the package is written): {outputs.one_line(e)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -147,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("kubeflow", help="compile the pipeline for Kubeflow Pipelines v2 (.yaml) or Vertex AI "
                                         "(.json) and optionally submit it")
     p.add_argument("--config", default="configs/demo.yaml", help="the pipeline config (as for `run`)")
-    p.add_argument("--profile", default="configs/kubeflow.yaml",
-                   help="cluster profile laid over the config (configs/kubeflow.yaml, configs/vertex.yaml)")
+    p.add_argument("--profile", default="configs/cluster/kubeflow.yaml",
+                   help="cluster profile laid over the config (configs/cluster/*.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value after the profile (repeatable)")
     p.add_argument("--out", default=None, help="package path (default runs/kubeflow/<name>.yaml|.json)")
@@ -158,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="submit after compiling (Vertex: kubeflow.project/region; KFP: in-cluster host)")
     p.add_argument("--run-name", default=None, help="name of the submitted run")
     p.add_argument("--experiment", default=None, help="KFP experiment of the run (default: Default)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="rerun every step (the cluster caches by parameters: new photos under the same "
+                        "data.root are not noticed otherwise)")
     p.set_defaults(func=_kubeflow)
 
     p = sub.add_parser("doctor", help="check that the installed stack imports")

@@ -12,6 +12,7 @@ import pipeline  # noqa: F401  (Keras/TF environment first)
 from tfx import v1 as tfx
 
 from components.image_example_gen.component import ImageExampleGen
+from components.latest_pushed_model.component import LatestPushedModel
 from components.model_pusher.component import ModelPusher
 from components.run_report.component import RunReport
 from components.tflite_export.component import TFLiteExport
@@ -34,12 +35,27 @@ def trainer_custom_config(config: PipelineConfig) -> dict[str, Any]:
     return {"train": train, "data": to_dict(config.data)}
 
 
-def create_components(config: PipelineConfig, until: str | None = None, run_fn: str = RUN_FN) -> list[Any]:
+def create_components(
+    config: PipelineConfig,
+    until: str | None = None,
+    run_fn: str = RUN_FN,
+    *,
+    baseline: str = "resolver",
+    trainer_class: type | None = None,
+    trainer_config: dict[str, Any] | None = None,
+) -> list[Any]:
     """All components in dependency order; `until` keeps the prefix ending at that component.
 
     run_fn: the Trainer's entry by module path; tests name fixed (untrained) models here to check
     the gate and the push on models whose quality is known in advance.
+    Runner options (kubeflow/cluster.py sets them; the local runner keeps the defaults):
+    baseline: "resolver" = the latest blessed model from MLMD; "pushed" = LatestPushedModel, the
+      newest push under serving_dir (open-source Kubeflow Pipelines cannot run Resolver nodes).
+    trainer_class / trainer_config: a Trainer subclass and extra custom_config keys (multi-worker
+      training on Vertex uses TFX's Vertex Trainer, which runs training as a Vertex training job).
     """
+    if baseline not in ("resolver", "pushed"):
+        raise ValueError(f"baseline {baseline!r}: choose resolver or pushed")
     d = config.data
     example_gen = ImageExampleGen(
         input_base=d.root, layout=d.layout, phone=d.phone, pairing=d.pairing,
@@ -56,21 +72,25 @@ def create_components(config: PipelineConfig, until: str | None = None, run_fn: 
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, materialize=False,
         custom_config={"patch_size": d.patch_size})
-    trainer = tfx.components.Trainer(
+    trainer = (trainer_class or tfx.components.Trainer)(
         run_fn=run_fn,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.train.eval_steps),
-        custom_config=trainer_custom_config(config))
+        custom_config={**trainer_custom_config(config), **(trainer_config or {})})
     # The baseline is the latest blessed model; the first run has none and is judged on absolute
     # thresholds alone.
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    if baseline == "pushed":
+        baseline = LatestPushedModel(serving_dir=config.serving_dir, candidate=trainer.outputs["model"]
+                                     ).with_id("latest_pushed_model")
+    else:
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -123,12 +143,13 @@ def create_pipeline(
     metadata_connection_config: Any = None,
     until: str | None = None,
     run_fn: str = RUN_FN,
+    **options: Any,
 ) -> tfx.dsl.Pipeline:
     """The TFX pipeline for `config`; metadata settings come from the runner."""
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, until, run_fn),
+        components=create_components(config, until, run_fn, **options),
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

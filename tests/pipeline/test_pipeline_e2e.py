@@ -112,6 +112,8 @@ def test_improving_model_is_blessed_and_pushed_with_tflite(runs):
     checks = json.loads((destination / "tflite" / tflite.RESULTS_FILE).read_text())
     assert not checks["variants"]["float16"]["passed"] and "below the bound" in checks["variants"]["float16"]["reason"]
     assert checks["variants"]["float32"]["psnr"] > checks["reference"]["phone_input"]["psnr"] + 10
+    page = Path(a["RunReport", "report"].uri, "index.html").read_text()
+    assert "NOT BLESSED" not in page and "BLESSED" in page and "float16" in page
 
 
 def test_degrading_model_is_not_blessed_and_not_pushed(runs):
@@ -120,4 +122,6 @@ def test_degrading_model_is_not_blessed_and_not_pushed(runs):
     assert not _blessed(a)
     assert a["ModelPusher", "pushed_model"].custom_properties["pushed"].int_value == 0
     assert results["degrading"]["versions"] == results["improving"]["versions"]
+    page = Path(a["RunReport", "report"].uri, "index.html").read_text()
+    assert "NOT BLESSED" in page and "psnr_gain" in page
     assert len(results["improving"]["versions"]) == len(results["trained"]["versions"]) + 1
