@@ -15,7 +15,8 @@ class NaNGuard(keras.callbacks.Callback):
     """Stop training at the first batch whose logged losses are not finite.
 
     Checks every log entry whose name ends in `suffix` ("loss" by default: g_loss, d_loss, ...).
-    Sets `model.stop_training`, records `diverged` (step, name, value), and by default raises
+    Sets `model.stop_training`, records `diverged` (step, name, value) where step is the global
+    training step (the optimizer's `iterations`, so it stays right after a resume), and by default raises
     TrainingDivergedError with a one-line message, so a run ends visibly instead of training on
     NaNs; with raise_error=False, fit() returns and the caller checks `guard.diverged`.
     """
@@ -30,6 +31,11 @@ class NaNGuard(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.diverged = None
 
+    def _global_step(self) -> int:
+        """The optimizer's step counter (it survives a resume from a backup); else batches seen here."""
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return int(keras.backend.get_value(iterations)) if iterations is not None else self._step
+
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         for name, value in (logs or {}).items():
@@ -37,9 +43,10 @@ class NaNGuard(keras.callbacks.Callback):
                 continue
             value = float(value)
             if not math.isfinite(value):
-                self.diverged = (self._step, name, value)
+                step = self._global_step()
+                self.diverged = (step, name, value)
                 self.model.stop_training = True
-                message = (f"training diverged: {name} = {value} at step {self._step} "
+                message = (f"training diverged: {name} = {value} at step {step} "
                            f"(batch {batch} of this epoch); lower the learning rate or check the loss weights")
                 if self.raise_error:
                     raise TrainingDivergedError(message)
