@@ -25,6 +25,7 @@ from components.latest_pushed_model import executor as latest_pushed
 from components.run_report import crops as crops_lib
 from components.run_report import results
 from components.run_report.render import OVERALL, Gate, ReportData, render_page
+from components import split_images
 from export import tflite
 
 # Input / output keys and parameter names (component.py declares the same ones).
@@ -189,7 +190,7 @@ def _crops(saved_model: str, examples: types.Artifact, params: dict[str, Any]) -
     names = artifact_utils.decode_split_names(examples.split_names)
     if split not in names:
         return [], f"no samples: Examples {examples.uri} have no split {split!r} (have: {', '.join(names)})"
-    samples, skipped = crops_lib.read_samples(artifact_utils.get_split_uri([examples], split), wanted)
+    samples, skipped = split_images.read_samples(artifact_utils.get_split_uri([examples], split), wanted)
     if not samples:
         return [], f"no samples: split {split!r} has no example with a decodable phone image"
     try:

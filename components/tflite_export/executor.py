@@ -20,8 +20,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import split_images
 from export import tflite
-from trainer.preprocessing import DSLR, PHONE, decode_image
 
 # Input / output keys and parameter names (component.py declares the same ones).
 MODEL_KEY = "model"
@@ -156,33 +156,15 @@ def read_split_images(examples: types.Artifact, split: str, limit: int,
     if split not in names:
         raise tflite.TFLiteExportError(f"Examples {examples.uri} have no split {split!r} (have: {', '.join(names)})")
     split_dir = artifact_utils.get_split_uri([examples], split)
-    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
-    if not files:
+    if not tf.io.gfile.glob(os.path.join(split_dir, "*.gz")):
         raise tflite.TFLiteExportError(f"no GZIP TFRecord files (*.gz) in {split_dir}")
-    spec = {key: tf.io.FixedLenFeature([], tf.string, default_value=b"") for key in (PHONE, DSLR)}
-    images: list[tflite.EvalImage] = []
-    skipped = {"no_phone": 0, "undecodable": 0, "dslr_size_mismatch": 0}
-    if limit <= 0:
-        return images, skipped
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        features = tf.io.parse_single_example(record, spec)
-        if not features[PHONE].numpy():
-            skipped["no_phone"] += 1
-            continue
-        try:
-            phone = decode_image(features[PHONE]).numpy()
-            dslr = decode_image(features[DSLR]).numpy() if features[DSLR].numpy() else None
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-            skipped["undecodable"] += 1
-            continue
-        if dslr is not None and dslr.shape != phone.shape:
-            skipped["dslr_size_mismatch"] += 1
-            dslr = None
-        phone, dslr = _center_crop(phone, max_side), (None if dslr is None else _center_crop(dslr, max_side))
-        images.append(tflite.EvalImage(phone[np.newaxis], None if dslr is None else dslr[np.newaxis]))
-        if len(images) >= limit:
-            break
-    return images, {k: v for k, v in skipped.items() if v}
+    samples, skipped = split_images.read_samples(split_dir, limit)
+    images = []
+    for sample in samples:
+        phone = _center_crop(sample.phone, max_side)
+        dslr = None if sample.dslr is None else _center_crop(sample.dslr, max_side)[np.newaxis]
+        images.append(tflite.EvalImage(phone[np.newaxis], dslr))
+    return images, skipped
 
 
 def set_output_properties(output: types.Artifact, report: dict[str, Any]) -> None:
