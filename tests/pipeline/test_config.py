@@ -43,6 +43,15 @@ def test_ints_are_accepted_where_floats_are_expected():
     assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
 
 
+def test_yaml_exponents_without_a_dot_are_floats(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  content: pixel\n  learning_rate: 2e-4\n")  # YAML 1.1 reads a string
+    assert config_lib.load(path).train.learning_rate == 2e-4
+    assert config_lib.load(path, ["train.learning_rate=5e-5"]).train.learning_rate == 5e-5
+    with pytest.raises(config_lib.ConfigError, match="train.learning_rate: expected float, got 'fast'"):
+        config_lib.load(path, ["train.learning_rate=fast"])
+
+
 def test_file_errors_and_overrides(tmp_path):
     with pytest.raises(config_lib.ConfigError, match="not found"):
         config_lib.load(tmp_path / "missing.yaml")
