@@ -17,8 +17,9 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import losses, metrics
+from trainer import losses
 from trainer.blocks import random_dihedral, residual_block, rgb_to_gray
+from trainer.gan import EnhancementGAN, unpack_batch
 from trainer.vgg import DPED_LAYER, content_model
 
 # Loss weights by name. Official code: w_content 10, w_color 0.5, w_texture 1, w_tv 2000.
@@ -97,43 +98,24 @@ def build_discriminator(patch_size: int = DEFAULT_PATCH_SIZE, name: str = "discr
     return keras.Model(inputs, keras.layers.Dense(1, name="logit")(x), name=name)
 
 
-def unpack_batch(data) -> tuple[tf.Tensor, tf.Tensor]:
-    """{'phone': [B,H,W,3], 'dslr': [B,H,W,3]} (float in [0, 1]) -> (phone, dslr)."""
-    if isinstance(data, (tuple, list)):
-        data = data[0]
-    return tf.cast(data["phone"], tf.float32), tf.cast(data["dslr"], tf.float32)
-
-
-class DPED(keras.Model):
+class DPED(EnhancementGAN):
     """Generator, discriminator and content network, trained with DPED's four losses."""
 
     LOSS_NAMES = ("g_loss", "content_loss", "color_loss", "texture_loss", "tv_loss", "d_loss", "d_accuracy")
-    EVAL_NAMES = ("psnr", "ssim", "psnr_input", "ssim_input")
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, content: keras.Model,
                  loss_weights: dict[str, float], augment: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator
+        super().__init__(generator, **kwargs)
         self.discriminator = discriminator
         self.content = content
         self.loss_weighting = {k: float(loss_weights[k]) for k in ("content", "color", "texture", "tv")}
         self.augment = augment
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.LOSS_NAMES + self.EVAL_NAMES}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
                 **kwargs):
         super().compile(optimizer=g_optimizer, **kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, inputs, training=False):
-        if isinstance(inputs, dict):
-            inputs = inputs["phone"]
-        return self.generator(inputs, training=training)
 
     def train_step(self, data):
         phone, dslr = unpack_batch(data)
@@ -166,12 +148,6 @@ class DPED(keras.Model):
             self.trackers[name].update_state(out[name])
         return {name: self.trackers[name].result() for name in self.LOSS_NAMES}
 
-    def test_step(self, data):
-        phone, dslr = unpack_batch(data)
-        enhanced = tf.clip_by_value(self.generator(phone, training=False), 0.0, 1.0)
-        for name, values in metrics.enhancement_metrics(enhanced, phone, dslr).items():
-            self.trackers[name].update_state(values)
-        return {name: self.trackers[name].result() for name in self.EVAL_NAMES}
 
 
 def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import losses, metrics
+from trainer import losses
 from trainer.blocks import gaussian_blur, random_dihedral, rgb_to_gray
-from trainer.dped import build_generator, unpack_batch
+from trainer.dped import build_generator
+from trainer.gan import EnhancementGAN, unpack_batch
 from trainer.vgg import WESPE_LAYER, content_model
 
 
@@ -75,25 +76,22 @@ def build_patch_discriminator(channels: int, filters: int = 32, strided_layers: 
     return keras.Model(inputs, keras.layers.Conv2D(1, 4, padding="same", name="score")(x), name=name)
 
 
-class WESPE(keras.Model):
+class WESPE(EnhancementGAN):
     """G, F, colour and texture PatchGANs and the content network, trained on unpaired batches."""
 
     LOSS_NAMES = ("g_loss", "content_loss", "color_loss", "texture_loss", "tv_loss",
                   "d_color_loss", "d_texture_loss")
-    EVAL_NAMES = ("psnr", "ssim", "psnr_input", "ssim_input")
 
     def __init__(self, generator: keras.Model, inverse: keras.Model, color_discriminator: keras.Model,
                  texture_discriminator: keras.Model, content: keras.Model, loss_weights: dict[str, float],
                  augment: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator  # G: A -> B
+        super().__init__(generator, **kwargs)  # G: A -> B
         self.inverse = inverse  # F: B -> A
         self.color_discriminator = color_discriminator
         self.texture_discriminator = texture_discriminator
         self.content = content
         self.loss_weighting = {k: float(loss_weights[k]) for k in ("content", "color", "texture", "tv")}
         self.augment = augment
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.LOSS_NAMES + self.EVAL_NAMES}
 
     def compile(self, g_optimizer, f_optimizer, d_color_optimizer, d_texture_optimizer, **kwargs):
         super().compile(optimizer=g_optimizer, **kwargs)
@@ -101,15 +99,6 @@ class WESPE(keras.Model):
         self.f_optimizer = f_optimizer
         self.d_color_optimizer = d_color_optimizer
         self.d_texture_optimizer = d_texture_optimizer
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def call(self, inputs, training=False):
-        if isinstance(inputs, dict):
-            inputs = inputs["phone"]
-        return self.generator(inputs, training=training)
 
     def train_step(self, data):
         a, b = unpack_batch(data)
@@ -153,12 +142,6 @@ class WESPE(keras.Model):
             self.trackers[name].update_state(out[name])
         return {name: self.trackers[name].result() for name in self.LOSS_NAMES}
 
-    def test_step(self, data):
-        phone, dslr = unpack_batch(data)
-        enhanced = tf.clip_by_value(self.generator(phone, training=False), 0.0, 1.0)
-        for name, values in metrics.enhancement_metrics(enhanced, phone, dslr).items():
-            self.trackers[name].update_state(values)
-        return {name: self.trackers[name].result() for name in self.EVAL_NAMES}
 
 
 def build(cfg: WESPEConfig) -> WESPE:
