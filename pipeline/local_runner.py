@@ -47,6 +47,9 @@ def _show_progress() -> None:
     absl_logger.setLevel(logging.INFO)
     if not any(isinstance(f, _Progress) for f in absl_logger.filters):
         absl_logger.addFilter(_Progress())
+        # Components reset absl's verbosity while they run (it is a flag); keep INFO records
+        # flowing into the filter, which alone decides what is printed.
+        absl_logger.setLevel = lambda level: logging.Logger.setLevel(absl_logger, min(level, logging.INFO))
 
 
 def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = None) -> int:
