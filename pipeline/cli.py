@@ -184,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     except config_lib.ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:
+        # The project's own errors (bad demo-data parameters, ingest errors, ...) are ValueErrors
+        # with one-line messages; anything else keeps its traceback.
+        if type(e).__module__.split(".")[0] not in ("pipeline", "components", "trainer", "export", "kubeflow"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -65,3 +65,15 @@ def test_file_errors_and_overrides(tmp_path):
     assert cfg.train.model == "wespe" and cfg.data.patch_size == 32
     with pytest.raises(config_lib.ConfigError, match="section.key=value"):
         config_lib.load(good, ["train.model"])
+
+
+def test_cli_turns_project_errors_into_one_line(capsys, tmp_path):
+    from pipeline import cli
+
+    assert cli.main(["demo-data", "--out", str(tmp_path / "d"), "--phone", "canon"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "canon" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {content: pixel, modle: dped}\n")
+    assert cli.main(["run", "--config", str(bad)]) == 2
+    assert "unknown key(s) modle" in capsys.readouterr().err
