@@ -96,5 +96,6 @@ def run_fn(fn_args: Any) -> None:
     final = train_and_export(
         train, data_cfg, fn_args.train_files, fn_args.eval_files, fn_args.transform_output,
         fn_args.serving_model_dir, fn_args.model_run_dir, fn_args.train_steps, fn_args.eval_steps)
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(final.items()) if k.startswith("val_"))
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(final.items()) if k.startswith("val_")) \
+        or "none (the eval split holds no phone/DSLR pairs; the Evaluator judges on the test split)"
     print(f"[{train.model}] finished {fn_args.train_steps} steps; validation: {summary}", flush=True)
