@@ -6,12 +6,20 @@ The ranges below document what the code needs, for tools that read install_requi
 """
 from setuptools import find_packages, setup
 
+# The top-level folders (the project card's layout) install as subpackages of the one namespace
+# `phone2dslr`, so the project takes no generic top-level name (pipeline, trainer, kubeflow...).
+SUBPACKAGES = ("pipeline", "components", "trainer", "export", "kubeflow")
+PACKAGE_DIR = {"phone2dslr": "phone2dslr", **{f"phone2dslr.{d}": d for d in SUBPACKAGES}}
+PACKAGES = ["phone2dslr"] + [f"phone2dslr.{p}" for d in SUBPACKAGES
+                             for p in [d] + [f"{d}.{sub}" for sub in find_packages(d)]]
+
 setup(
     name="phone2dslr",
     version="0.1.0",
     description="Smartphone-to-DSLR photo enhancement (DPED, WESPE) as a TFX pipeline with TFLite export",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline*", "components*", "trainer*", "export*", "kubeflow*", "phone2dslr"]),
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
     package_data={"": ["*.yaml"]},
     install_requires=[
         "tfx==1.21.0",
@@ -29,5 +37,5 @@ setup(
         "PyYAML>=6",
         "tqdm>=4",
     ],
-    entry_points={"console_scripts": ["phone2dslr=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["phone2dslr=phone2dslr.cli:main"]},
 )

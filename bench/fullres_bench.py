@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import export  # noqa: E402,F401  (Keras/TF environment first)
+import phone2dslr    # noqa: E402,F401  (Keras/TF environment first)
 import numpy as np  # noqa: E402
 
 VARIANTS = ("keras-whole", "keras-tiled", "tflite-f32-whole", "tflite-f32-tiled", "tflite-int8-tiled")
@@ -58,9 +58,9 @@ def prepare(work: str, x: np.ndarray, seed: int) -> None:
     import tensorflow as tf
     import tf_keras as keras
 
-    from export import tflite
-    from export.saved_model import export_image_generator
-    from trainer.dped import build_generator
+    from phone2dslr.export import tflite
+    from phone2dslr.trainer.serving import export_image_generator
+    from phone2dslr.trainer.dped import build_generator
 
     keras.utils.set_random_seed(seed)
     generator = build_generator(filters=64)
@@ -80,13 +80,13 @@ def prepare(work: str, x: np.ndarray, seed: int) -> None:
 
 def worker(variant: str, work: str, tile: int, threads: int) -> dict:
     """Run one variant in this (fresh) process; save its output; return timings and memory."""
-    from export import tiling
-    from export.tflite import TFLiteRunner
+    from phone2dslr.export import tiling
+    from phone2dslr.export.tflite import TFLiteRunner
 
     x = np.load(os.path.join(work, "photo.npy"))
     tiled = variant.endswith("tiled")
     if variant.startswith("keras"):
-        from trainer.dped import build_generator
+        from phone2dslr.trainer.dped import build_generator
 
         model = build_generator(filters=64)
         model.load_weights(os.path.join(work, "weights", "generator")).expect_partial()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
-from components.image_example_gen.images import PNG_COMPRESS_LEVEL  # noqa: E402
+from phone2dslr.components.image_example_gen.images import PNG_COMPRESS_LEVEL  # noqa: E402
 
 MODES = ("in_memory", "multi_threading", "multi_processing")
 
@@ -90,8 +90,8 @@ def run_mode(mode: str, data: str, out: str, args: argparse.Namespace) -> float:
     from apache_beam.options.pipeline_options import PipelineOptions
     from tfx.types import standard_artifacts
 
-    from components.image_example_gen.component import IngestReport
-    from components.image_example_gen.executor import Executor
+    from phone2dslr.components.image_example_gen.component import IngestReport
+    from phone2dslr.components.image_example_gen.executor import Executor
 
     beam_args = ["--runner=FnApiRunner", f"--direct_running_mode={mode}"]
     if mode != "in_memory":

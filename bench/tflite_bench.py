@@ -26,14 +26,14 @@ import tempfile
 import time
 from typing import Any, Callable, Sequence
 
-import export  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from export import tflite
-from export.saved_model import export_image_generator
-from trainer.dped import build_generator
+from phone2dslr.export import tflite
+from phone2dslr.trainer.serving import export_image_generator
+from phone2dslr.trainer.dped import build_generator
 
 
 def photo_like(height: int, width: int, seed: int) -> np.ndarray:
@@ -104,7 +104,7 @@ def run(sizes: Sequence[tuple[int, int]], runs: int = 3, threads: int = 2, seed:
             rows[name][key] = {"latency_ms": float(statistics.median(times[name])), "psnr_vs_keras": drift[name]}
         print(f"  measured {key}", file=sys.stderr, flush=True)
     return {"sizes": [list(s) for s in sizes], "threads": threads, "runs": runs,
-            "generator": "trainer.dped.build_generator(filters=64, head='conv1x1'), random weights, head rescaled",
+            "generator": "phone2dslr.trainer.dped.build_generator(filters=64, head='conv1x1'), random weights, head rescaled",
             "rows": list(rows.values())}
 
 

@@ -43,13 +43,13 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import trainer  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import phone2dslr    # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from pipeline.config import TrainConfig  # noqa: E402
-from trainer import dped, models  # noqa: E402
+from phone2dslr.config import TrainConfig  # noqa: E402
+from phone2dslr.trainer import dped, models  # noqa: E402
 
 
 def photo_like(batch: int, size: int, seed: int) -> np.ndarray:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from components.image_example_gen.features import DSLR, PHONE, SOURCE
-from trainer.preprocessing import decode_image
+from phone2dslr.features import DSLR, PHONE, SOURCE
+from phone2dslr.trainer.preprocessing import decode_image
 
 
 @dataclass

@@ -27,7 +27,7 @@ import tf_keras as keras
 from PIL import ExifTags, Image, ImageOps
 from tqdm import tqdm
 
-from export import tiling
+from phone2dslr.export import tiling
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png"}  # MPO: multi-picture JPEG from some phones
@@ -75,7 +75,7 @@ class Enhancer:
 
 def load_enhancer(path: str, threads: int = 2) -> Enhancer:
     """A `.tflite` file, a SavedModel folder or an official DPED checkpoint prefix as an Enhancer."""
-    from export import official_dped, tflite
+    from phone2dslr.export import official_dped, tflite
 
     if path.endswith(".tflite"):
         if not os.path.isfile(path):
@@ -102,7 +102,7 @@ def load_enhancer(path: str, threads: int = 2) -> Enhancer:
 
 def _keras_passes(path: str, fallback: Enhancer) -> Enhancer:
     """A SavedModel that normalizes over the image, reloaded as Keras to tile it in passes if it can be."""
-    from export import official_dped
+    from phone2dslr.export import official_dped
 
     try:
         model = keras.models.load_model(path, compile=False, custom_objects={

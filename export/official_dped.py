@@ -148,8 +148,8 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     Parity is checked on one synthetic 96x128 image (no photos are needed for this step); a variant
     below `min_parity_psnr` dB is written under rejected/. Returns paths and per-variant results.
     """
-    from export import tflite
-    from export.saved_model import export_image_generator
+    from phone2dslr.export import tflite
+    from phone2dslr.trainer.serving import export_image_generator
 
     model = load_generator(checkpoint)
     saved_model_dir = os.path.join(out_dir, "saved_model")

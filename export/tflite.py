@@ -30,9 +30,9 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from export.saved_model import IMAGE_SIGNATURE, OUTPUT_KEY
+from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
 
-from trainer.metrics import psnr as _psnr, ssim as _ssim  # one definition: training, TFMA, export
+from phone2dslr.trainer.metrics import psnr as _psnr, ssim as _ssim  # one definition: training, TFMA, export
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 INPUT_KEY = "image"
@@ -348,7 +348,7 @@ def export_variants(
         "signature": IMAGE_SIGNATURE,
         "saved_model": saved_model_dir,
         "threads": threads,
-        "metrics": "trainer.metrics",
+        "metrics": "phone2dslr.trainer.metrics",
         "eval_images": len(images),
         "paired_eval_images": len(paired),
         "eval_sizes": sorted({(int(i.phone.shape[1]), int(i.phone.shape[2])) for i in images}),

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer.blocks import output_stride, receptive_field
+from phone2dslr.trainer.blocks import output_stride, receptive_field
 
 ImageFn = Callable[[np.ndarray], np.ndarray]
 OnTile = Callable[[], None] | None

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import ConfigError, PipelineConfig
+from phone2dslr.config import ConfigError, PipelineConfig
 
 # Pipeline roots each target can run with: KFP's launcher maps gs:// and s3:// (and minio://, which
 # TensorFlow cannot open) to local mounts; Vertex AI Pipelines needs Cloud Storage.

@@ -12,12 +12,12 @@ import dataclasses
 import json
 import os
 
-import pipeline  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import yaml
 
-from kubeflow import cluster
-from pipeline import config as config_lib
-from pipeline.config import ConfigError, PipelineConfig
+from phone2dslr.kubeflow import cluster
+from phone2dslr import config as config_lib
+from phone2dslr.config import ConfigError, PipelineConfig
 
 
 @dataclasses.dataclass
@@ -49,7 +49,7 @@ def compile_pipeline(config: PipelineConfig, package_path: str | None = None,
     from tfx import v1 as tfx
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
-    from pipeline.pipeline import create_pipeline
+    from phone2dslr.pipeline.pipeline import create_pipeline
 
     cluster.check(config)
     target = config.kubeflow.target

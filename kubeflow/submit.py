@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeflow.runner import Compiled
-from pipeline.config import PipelineConfig
+from phone2dslr.kubeflow.runner import Compiled
+from phone2dslr.config import PipelineConfig
 
 
 def submit_kfp(compiled: Compiled, config: PipelineConfig, endpoint: str | None, run_name: str | None = None,

@@ -1,20 +1,37 @@
-"""Where Kubeflow finds the project's own artifact types.
+"""phone2dslr: DPED / WESPE photo enhancement as a TFX pipeline that ships TFLite models.
 
-A custom artifact type compiles to the schema title `phone2dslr.<Name>` (its TYPE_NAME), and TFX's
-Kubeflow V2 container entry point turns the title back into a class by importing that dotted path
+The one import namespace of the project. The top-level folders install as its subpackages
+(setup.py's package_dir): phone2dslr.pipeline, .components, .trainer, .export, .kubeflow. This
+module's own bottom layer is plain data (`config`, `features`); the CLI (`cli`) sits on top.
+
+Importing phone2dslr sets the process environment before TensorFlow loads, so every entry point
+(CLI, TFX executors, Beam workers, containers) imports it first: TFX 1.21, TFMA custom metrics and
+multi-worker training need Keras 2 (tf_keras), as TFX's own containers set.
+
+Kubeflow finds the project's own artifact types here: a custom artifact type compiles to the schema
+title `phone2dslr.<Name>` (its TYPE_NAME), and TFX's Kubeflow V2 container entry point turns the
+title back into a class by importing that dotted path
 (kubeflow_v2_entrypoint_utils._retrieve_class_path). Each type is defined in the `component.py` of
-its component package (components/<name>/component.py) and found there on first use.
+its component package and found there on first use (module `__getattr__`).
 """
 import importlib
+import os
 import pkgutil
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def __getattr__(name: str) -> type:
-    import components
+    # Artifact types are CamelCase; any other missing name (a submodule not imported yet, as
+    # `from phone2dslr import features` asks before importing it) is not looked for here.
+    if not name[:1].isupper():
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from phone2dslr import components
 
     type_name = f"{__name__}.{name}"
     for package in pkgutil.iter_modules(components.__path__):
-        module_name = f"components.{package.name}.component"
+        module_name = f"{components.__name__}.{package.name}.component"
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
@@ -24,4 +41,4 @@ def __getattr__(name: str) -> type:
         for value in vars(module).values():
             if isinstance(value, type) and value.__dict__.get("TYPE_NAME") == type_name:
                 return value
-    raise AttributeError(f"no artifact type {type_name} in components/*/component.py")
+    raise AttributeError(f"no artifact type {type_name} in phone2dslr/components/*/component.py")

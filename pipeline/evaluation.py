@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
-from export.saved_model import OUTPUT_KEY, STACKED_KEY, TRANSFORM_SIGNATURE
-from pipeline.config import EvalConfig
-from trainer.preprocessing import DSLR, SOURCE
+from phone2dslr.trainer.serving import OUTPUT_KEY, STACKED_KEY, TRANSFORM_SIGNATURE
+from phone2dslr.config import EvalConfig
+from phone2dslr.trainer.preprocessing import DSLR, SOURCE
 
-METRICS_MODULE = "trainer.metrics"
+METRICS_MODULE = "phone2dslr.trainer.metrics"
 
 
 def _metric(class_name: str, threshold: tfma.MetricThreshold | None = None) -> tfma.MetricConfig:

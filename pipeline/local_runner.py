@@ -8,9 +8,9 @@ import re
 import sys
 import time
 
-import pipeline  # noqa: F401  (Keras/TF environment first)
-from pipeline.config import PipelineConfig
-from pipeline import outputs
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
+from phone2dslr.config import PipelineConfig
+from phone2dslr.pipeline import outputs
 
 
 class _Progress(logging.Filter):
@@ -74,10 +74,10 @@ def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = N
     """
     from tfx import v1 as tfx
 
-    from pipeline.pipeline import create_pipeline
+    from phone2dslr.pipeline.pipeline import create_pipeline
 
     if config.data.demo_dir:
-        from pipeline import demo_data
+        from phone2dslr.pipeline import demo_data
 
         print(f"demo data: {demo_data.ensure(config.data.demo_dir, seed=config.data.seed, phone=config.data.phone)}")
     os.makedirs(os.path.dirname(os.path.abspath(config.metadata_path)), exist_ok=True)

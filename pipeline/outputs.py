@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any
 
-from pipeline.config import PipelineConfig
+from phone2dslr.config import PipelineConfig
 
 # (producing component, output key, what a person calls it)
 _REPORTED = (
@@ -37,7 +37,7 @@ def one_line(error: BaseException) -> str:
         seen.add(id(e))
         chain.append(e)
         e = e.__cause__ or e.__context__
-    ours = [x for x in chain if type(x).__module__.split(".")[0] in ("components", "trainer", "export", "pipeline")]
+    ours = [x for x in chain if type(x).__module__.split(".")[0] == "phone2dslr"]
     chosen = ours[-1] if ours else chain[-1]
     text = " ".join(str(chosen).split()) or type(chosen).__name__
     return f"{type(chosen).__name__}: {text}"[:2000]

@@ -8,21 +8,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 from tfx import v1 as tfx
 
-from components.image_example_gen.component import ImageExampleGen
-from components.latest_pushed_model.component import LatestPushedModel
-from components.model_pusher.component import ModelPusher
-from components.run_report.component import RunReport
-from components.tflite_export.component import TFLiteExport
-from pipeline.config import PipelineConfig, to_dict
-from pipeline.evaluation import create_eval_config
+from phone2dslr.components.image_example_gen.component import ImageExampleGen
+from phone2dslr.components.latest_pushed_model.component import LatestPushedModel
+from phone2dslr.components.model_pusher.component import ModelPusher
+from phone2dslr.components.run_report.component import RunReport
+from phone2dslr.components.tflite_export.component import TFLiteExport
+from phone2dslr.config import PipelineConfig, to_dict
+from phone2dslr.pipeline.evaluation import create_eval_config
 
 # Components are named by module path (no module_file): the same installed package then runs in
 # the local runner, in the container image and on Kubeflow.
-PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
-RUN_FN = "trainer.entry.run_fn"
+PREPROCESSING_FN = "phone2dslr.trainer.preprocessing.preprocessing_fn"
+RUN_FN = "phone2dslr.trainer.entry.run_fn"
 
 EVAL_SPLIT = "test"  # held-out scenes; `eval` (hashed from the training folders) drives validation
 
@@ -123,7 +123,7 @@ def create_components(
         run_info={
             "pipeline": config.name, "model": t.model, "train steps": t.train_steps,
             "content loss": t.content if t.content == "vgg19" else f"{t.content} (no pretrained VGG-19)",
-            "loss weights": f"preset {t.loss_preset}" + (f", overrides {t.loss_weights}" if t.loss_weights else ""),
+            "recipe": (t.recipe or f"{t.model} default") + (f", loss weight overrides {t.loss_weights}" if t.loss_weights else ""),
             "generator": f"{t.filters} filters, head {t.head}"
                          + (", global skip (not in the paper)" if t.global_skip else ""),
             "data": f"{config.data.layout} layout at {config.data.root}, {config.data.patch_size}px patches",

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from trainer.preprocessing import DOMAIN, DSLR, PHONE
+from phone2dslr.trainer.preprocessing import DOMAIN, DSLR, PHONE
 
 Batch = dict[str, tf.Tensor]
 

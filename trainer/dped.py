@@ -17,31 +17,13 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import losses
-from trainer.blocks import random_dihedral, residual_block, rgb_to_gray
-from trainer.gan import EnhancementGAN, unpack_batch
-from trainer.vgg import DPED_LAYER, content_model
+from phone2dslr.trainer import losses, recipes
+from phone2dslr.trainer.blocks import random_dihedral, residual_block, rgb_to_gray
+from phone2dslr.trainer.gan import EnhancementGAN, unpack_batch
+from phone2dslr.trainer.vgg import DPED_LAYER, content_model
 
-# Loss weights by name. Official code: w_content 10, w_color 0.5, w_texture 1, w_tv 2000.
-LOSS_PRESETS: dict[str, dict[str, float]] = {
-    "paper": {"content": 1.0, "color": 0.1, "texture": 0.4, "tv": 400.0},
-    "official-code": {"content": 10.0, "color": 0.5, "texture": 1.0, "tv": 2000.0},
-    "rebalanced": {"content": 2.0, "color": 1.2, "texture": 1.0, "tv": 1.0 / 400.0},
-}
 HEADS = ("tanh", "conv1x1")
 DEFAULT_PATCH_SIZE = 100  # DPED's training patches; the discriminator is built for one size
-
-
-def resolve_loss_weights(preset: str, overrides: dict[str, float] | None = None) -> dict[str, float]:
-    """Weights of a named preset, with explicit entries replacing the preset's."""
-    if preset not in LOSS_PRESETS:
-        raise ValueError(f"loss preset {preset!r} is not one of {', '.join(LOSS_PRESETS)}")
-    weights = dict(LOSS_PRESETS[preset])
-    unknown = sorted(set(overrides or {}) - set(weights))
-    if unknown:
-        raise ValueError(f"unknown DPED loss weight(s) {', '.join(unknown)}; known: {', '.join(weights)}")
-    weights.update({k: float(v) for k, v in (overrides or {}).items()})
-    return weights
 
 
 def build_generator(filters: int = 64, head: str = "conv1x1", num_blocks: int = 4,
@@ -156,9 +138,10 @@ def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:
 
     patch_size: side of the square training patches (DataConfig.patch_size); fixes D's dense size.
     """
-    weights = resolve_loss_weights(train_cfg.loss_preset, train_cfg.loss_weights)
+    recipe, _ = recipes.resolve(train_cfg)
+    weights = recipe.loss_weights
     model = DPED(
-        generator=build_generator(train_cfg.filters, train_cfg.head, global_skip=train_cfg.global_skip),
+        generator=build_generator(train_cfg.filters, recipe.head, global_skip=train_cfg.global_skip),
         discriminator=build_discriminator(patch_size),
         content=content_model(train_cfg.content, train_cfg.vgg_weights, DPED_LAYER),
         loss_weights=weights,
@@ -166,8 +149,8 @@ def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:
         name="dped",
     )
     model.compile(
-        g_optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
-        d_optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
+        g_optimizer=keras.optimizers.Adam(recipe.learning_rate, beta_1=recipe.adam_beta_1),
+        d_optimizer=keras.optimizers.Adam(recipe.learning_rate, beta_1=recipe.adam_beta_1),
         jit_compile=train_cfg.jit_compile,
     )
     return model

@@ -12,14 +12,14 @@ import os
 import tempfile
 from typing import Any
 
-import pipeline  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from export.saved_model import export_generator
-from pipeline.config import DataConfig, TrainConfig, section_from_dict
-from trainer import data, distribute, fitting, models
+from phone2dslr.trainer.serving import export_generator
+from phone2dslr.config import DataConfig, TrainConfig, section_from_dict
+from phone2dslr.trainer import data, distribute, fitting, models, recipes
 
 
 def _backup_dir(train: TrainConfig, data_cfg: DataConfig) -> str:
@@ -51,7 +51,9 @@ def train_and_export(
 
     strategy = distribute.make_strategy(train.strategy)
     n_replicas = strategy.num_replicas_in_sync
-    global_batch = train.batch_size * n_replicas
+    recipe, overrides = recipes.resolve(train)
+    print(f"[{train.model}] {recipes.describe(recipe, overrides)}", flush=True)
+    global_batch = recipe.batch_size * n_replicas
     if train.model == "wespe":
         train_ds = data.unpaired_dataset(train_files, raw_spec, transform, global_batch, seed=train.seed)
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import callbacks, summaries
+from phone2dslr.trainer import callbacks, summaries
 
 
 class _StopAtStep(keras.callbacks.Callback):

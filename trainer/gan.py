@@ -9,7 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import metrics
+from phone2dslr.trainer import metrics
 
 
 def unpack_batch(data) -> tuple[tf.Tensor, tf.Tensor]:

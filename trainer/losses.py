@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer.blocks import BLUR_SIGMA, BLUR_SIZE, gaussian_blur
+from phone2dslr.trainer.blocks import BLUR_SIGMA, BLUR_SIZE, gaussian_blur
 
 
 def _mse(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

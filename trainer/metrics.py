@@ -5,7 +5,7 @@ example. Identical images give PSNR = inf and SSIM = 1.0. SSIM uses tf.image.ssi
 window, so images must be at least 11 pixels on each side.
 
 For TFMA 0.52 (which accepts only tf_keras metric classes as custom metrics) name them as
-    MetricConfig(class_name="PSNR", module="trainer.metrics")  # and "SSIM"
+    MetricConfig(class_name="PSNR", module="phone2dslr.trainer.metrics")  # and "SSIM"
 They compare y_true (the DSLR image) with y_pred (the model output) as given: clip the served
 output to [0, 1] in the serving signature so TFMA and the training logs see the same images.
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tf_keras as keras
 
-from trainer import dped, wespe
+from phone2dslr.trainer import dped, wespe
 
 MODELS = {"dped": dped.create_model, "wespe": wespe.create_model}
 

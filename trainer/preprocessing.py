@@ -12,7 +12,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from components.image_example_gen.features import DOMAIN, DSLR, PHONE, SOURCE
+from phone2dslr.features import DOMAIN, DSLR, PHONE, SOURCE
 
 HAS_PHONE = "has_phone"
 HAS_DSLR = "has_dslr"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer.preprocessing import DSLR, PHONE
+from phone2dslr.trainer.preprocessing import DSLR, PHONE
 
 
 class ImageSummary(keras.callbacks.Callback):

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import losses
-from trainer.blocks import gaussian_blur, random_dihedral, rgb_to_gray
-from trainer.dped import build_generator
-from trainer.gan import EnhancementGAN, unpack_batch
-from trainer.vgg import WESPE_LAYER, content_model
+from phone2dslr.trainer import losses, recipes
+from phone2dslr.trainer.blocks import gaussian_blur, random_dihedral, rgb_to_gray
+from phone2dslr.trainer.dped import build_generator
+from phone2dslr.trainer.gan import EnhancementGAN, unpack_batch
+from phone2dslr.trainer.vgg import WESPE_LAYER, content_model
 
 
 @dataclass
@@ -50,16 +50,13 @@ class WESPEConfig:
         """G width = filters, F width = filters // 2; lr from the TrainConfig (set 2e-4 there for
         the paper's value); explicit loss_weights override the defaults (loss_preset is DPED's)."""
         base = cls()
-        unknown = sorted(set(train_cfg.loss_weights) - set(base.loss_weights))
-        if unknown:
-            raise ValueError(f"unknown WESPE loss weight(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(base.loss_weights)}")
+        recipe, _ = recipes.resolve(train_cfg)
         return replace(
             base, g_filters=train_cfg.filters, f_filters=max(1, train_cfg.filters // 2),
-            head=train_cfg.head, global_skip=train_cfg.global_skip, content=train_cfg.content, vgg_weights=train_cfg.vgg_weights,
-            learning_rate=train_cfg.learning_rate, augment=train_cfg.augment,
+            head=recipe.head, global_skip=train_cfg.global_skip, content=train_cfg.content, vgg_weights=train_cfg.vgg_weights,
+            learning_rate=recipe.learning_rate, beta_1=recipe.adam_beta_1, augment=train_cfg.augment,
             jit_compile=train_cfg.jit_compile,
-            loss_weights={**base.loss_weights, **{k: float(v) for k, v in train_cfg.loss_weights.items()}},
+            loss_weights=dict(recipe.loss_weights),
         )
 
 

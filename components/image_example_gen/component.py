@@ -13,8 +13,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.image_example_gen import executor
-from components.image_example_gen.layout import IngestOptions, file_patterns
+from phone2dslr.components.image_example_gen import executor
+from phone2dslr.components.image_example_gen.layout import IngestOptions, file_patterns
 
 
 class IngestReport(artifact.Artifact):

@@ -22,11 +22,11 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
-from components.image_example_gen import features as F
-from components.image_example_gen import report as report_lib
-from components.image_example_gen.layout import (TEST_GROUP, IngestError, IngestOptions, Source, check_layout,
+from phone2dslr import features as F
+from phone2dslr.components.image_example_gen import report as report_lib
+from phone2dslr.components.image_example_gen.layout import (TEST_GROUP, IngestError, IngestOptions, Source, check_layout,
                                                   list_source, make_unit)
-from components.image_example_gen.reading import process_unit
+from phone2dslr.components.image_example_gen.reading import process_unit
 
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 INGEST_REPORT_KEY = "ingest_report"

@@ -14,7 +14,7 @@ from typing import Iterable, NamedTuple
 
 import tensorflow as tf
 
-from components.image_example_gen import features as F
+from phone2dslr import features as F
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DPED_DSLR_FOLDER = "canon"

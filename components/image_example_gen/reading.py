@@ -12,10 +12,10 @@ from typing import Callable
 
 import tensorflow as tf
 
-from components.image_example_gen import features as F
-from components.image_example_gen.images import (Decoded, Rejected, crop_bytes, decode, one_line,
+from phone2dslr import features as F
+from phone2dslr.components.image_example_gen.images import (Decoded, Rejected, crop_bytes, decode, one_line,
                                                   patch_positions, whole_bytes)
-from components.image_example_gen.layout import (DSLR_SIDE, PHONE_SIDE, TEST_GROUP, IngestOptions, Unit,
+from phone2dslr.components.image_example_gen.layout import (DSLR_SIDE, PHONE_SIDE, TEST_GROUP, IngestOptions, Unit,
                                                   split_of, stable_int)
 
 Reader = Callable[[str], bytes]

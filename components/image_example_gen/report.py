@@ -13,8 +13,8 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from components.image_example_gen import features as F
-from components.image_example_gen.layout import IngestOptions
+from phone2dslr import features as F
+from phone2dslr.components.image_example_gen.layout import IngestOptions
 
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_JSON = "summary.json"

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.latest_pushed_model import executor
+from phone2dslr.components.latest_pushed_model import executor
 
 
 class LatestPushedModelSpec(types.ComponentSpec):

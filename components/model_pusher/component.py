@@ -8,8 +8,8 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils
 
-from components.model_pusher import executor
-from components.tflite_export.component import TFLiteModels
+from phone2dslr.components.model_pusher import executor
+from phone2dslr.components.tflite_export.component import TFLiteModels
 
 
 class ModelPusherSpec(standard_component_specs.PusherSpec):

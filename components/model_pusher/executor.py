@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils
 
-from export import tflite
+from phone2dslr.export import tflite
 
 TFLITE_MODELS_KEY = "tflite_models"
 PUSHED_MODEL_KEY = "pushed_model"

@@ -25,9 +25,9 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.image_example_gen.component import IngestReport
-from components.run_report import executor
-from components.tflite_export.component import TFLiteModels
+from phone2dslr.components.image_example_gen.component import IngestReport
+from phone2dslr.components.run_report import executor
+from phone2dslr.components.tflite_export.component import TFLiteModels
 
 
 class RunReportArtifact(artifact.Artifact):

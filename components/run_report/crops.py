@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from components.run_report.render import Crop
-from components.split_images import Sample
-from export.saved_model import IMAGE_SIGNATURE, OUTPUT_KEY
-from trainer.metrics import psnr
+from phone2dslr.components.run_report.render import Crop
+from phone2dslr.components.split_images import Sample
+from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
+from phone2dslr.trainer.metrics import psnr
 
 
 def center_crop(image: np.ndarray, side: int) -> np.ndarray:

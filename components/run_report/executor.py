@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-import components  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
@@ -20,13 +20,13 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.image_example_gen import report as ingest_report
-from components.latest_pushed_model import executor as latest_pushed
-from components.run_report import crops as crops_lib
-from components.run_report import results
-from components.run_report.render import OVERALL, Gate, ReportData, render_page
-from components import split_images
-from export import tflite
+from phone2dslr.components.image_example_gen import report as ingest_report
+from phone2dslr.components.latest_pushed_model import executor as latest_pushed
+from phone2dslr.components.run_report import crops as crops_lib
+from phone2dslr.components.run_report import results
+from phone2dslr.components.run_report.render import OVERALL, Gate, ReportData, render_page
+from phone2dslr.components import split_images
+from phone2dslr.export import tflite
 
 # Input / output keys and parameter names (component.py declares the same ones).
 MODEL_KEY = "model"

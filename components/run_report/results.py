@@ -19,7 +19,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
-from components.run_report.render import OVERALL, Check, Gate, SliceQuality
+from phone2dslr.components.run_report.render import OVERALL, Check, Gate, SliceQuality
 
 # TFMA's default names for the InputPSNR / InputSSIM classes -> the names used on page and artifact.
 CANONICAL = {"input_psnr": "psnr_input", "input_ssim": "ssim_input"}

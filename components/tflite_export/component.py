@@ -21,7 +21,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import artifact, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.tflite_export import executor
+from phone2dslr.components.tflite_export import executor
 
 
 class TFLiteModels(artifact.Artifact):

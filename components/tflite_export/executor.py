@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-import components  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -20,8 +20,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import split_images
-from export import tflite
+from phone2dslr.components import split_images
+from phone2dslr.export import tflite
 
 # Input / output keys and parameter names (component.py declares the same ones).
 MODEL_KEY = "model"

@@ -11,10 +11,10 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from components.image_example_gen import executor
-from components.image_example_gen import features as F
-from components.image_example_gen import report as report_lib
-from components.image_example_gen.layout import IngestOptions, check_layout
+from phone2dslr.components.image_example_gen import executor
+from phone2dslr import features as F
+from phone2dslr.components.image_example_gen import report as report_lib
+from phone2dslr.components.image_example_gen.layout import IngestOptions, check_layout
 from tests.components.image_example_gen_helpers import BEAM_ARGS, make_dataset, rgb, write
 
 

@@ -12,11 +12,11 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.image_example_gen import features as F
-from components.image_example_gen import report as report_lib
-from components.image_example_gen.component import ImageExampleGen, IngestReport
-from components.image_example_gen.executor import Executor
-from components.image_example_gen.layout import IngestError, IngestOptions
+from phone2dslr import features as F
+from phone2dslr.components.image_example_gen import report as report_lib
+from phone2dslr.components.image_example_gen.component import ImageExampleGen, IngestReport
+from phone2dslr.components.image_example_gen.executor import Executor
+from phone2dslr.components.image_example_gen.layout import IngestError, IngestOptions
 from tests.components.image_example_gen_helpers import BEAM_ARGS, make_dataset, rgb, write
 
 

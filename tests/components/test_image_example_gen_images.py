@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from components.image_example_gen import images
-from components.image_example_gen.images import Rejected, decode, patch_positions
+from phone2dslr.components.image_example_gen import images
+from phone2dslr.components.image_example_gen.images import Rejected, decode, patch_positions
 from tests.components.image_example_gen_helpers import encode, pixels, rgb
 
 PNG_MAGIC = b"\x89PNG"

@@ -7,7 +7,7 @@ import os
 import pytest
 from tfx import v1 as tfx
 
-from components.image_example_gen.component import ImageExampleGen
+from phone2dslr.components.image_example_gen.component import ImageExampleGen
 from tests.components.image_example_gen_helpers import BEAM_ARGS, make_dataset
 
 

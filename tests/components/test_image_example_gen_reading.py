@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.image_example_gen import features as F
-from components.image_example_gen.layout import (IngestError, IngestOptions, Unit, check_layout, list_source,
+from phone2dslr import features as F
+from phone2dslr.components.image_example_gen.layout import (IngestError, IngestOptions, Unit, check_layout, list_source,
                                                   make_unit, sources, split_of)
-from components.image_example_gen.reading import process_unit
+from phone2dslr.components.image_example_gen.reading import process_unit
 from tests.components.image_example_gen_helpers import decode, dped_dirs, encode, make_dataset, rgb, write
 
 

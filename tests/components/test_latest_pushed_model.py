@@ -5,8 +5,8 @@ import tensorflow as tf
 from tfx.types import channel, standard_artifacts
 from tfx.utils import path_utils
 
-from components.latest_pushed_model import executor as lpm
-from components.latest_pushed_model.component import LatestPushedModel
+from phone2dslr.components.latest_pushed_model import executor as lpm
+from phone2dslr.components.latest_pushed_model.component import LatestPushedModel
 
 
 def _save_model(folder, scale: float) -> None:

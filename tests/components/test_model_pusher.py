@@ -9,10 +9,10 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components.model_pusher import executor
-from components.tflite_export.component import TFLiteModels
-from export import tflite
-from export.saved_model import export_image_generator
+from phone2dslr.components.model_pusher import executor
+from phone2dslr.components.tflite_export.component import TFLiteModels
+from phone2dslr.export import tflite
+from phone2dslr.trainer.serving import export_image_generator
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-import components  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import tensorflow as tf
 import tf_keras as keras
 from google.protobuf import json_format
@@ -21,18 +21,18 @@ from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts
 
-from components.image_example_gen import report as ingest_report
-from components.image_example_gen.component import IngestReport
-from components.image_example_gen.layout import IngestOptions
-from components.run_report import render
-from components.run_report.component import RunReport, RunReportArtifact
-from components.run_report.executor import Executor, parse_parameters
-from components.tflite_export.component import TFLiteModels
-from components.tflite_export.executor import Executor as TFLiteExecutor
-from export.saved_model import export_generator
-from pipeline.config import EvalConfig
-from pipeline.evaluation import create_eval_config
-from trainer.preprocessing import decode_image
+from phone2dslr.components.image_example_gen import report as ingest_report
+from phone2dslr.components.image_example_gen.component import IngestReport
+from phone2dslr.components.image_example_gen.layout import IngestOptions
+from phone2dslr.components.run_report import render
+from phone2dslr.components.run_report.component import RunReport, RunReportArtifact
+from phone2dslr.components.run_report.executor import Executor, parse_parameters
+from phone2dslr.components.tflite_export.component import TFLiteModels
+from phone2dslr.components.tflite_export.executor import Executor as TFLiteExecutor
+from phone2dslr.trainer.serving import export_generator
+from phone2dslr.config import EvalConfig
+from phone2dslr.pipeline.evaluation import create_eval_config
+from phone2dslr.trainer.preprocessing import decode_image
 
 SIZE = 16  # patch side: Transform decodes to SIZE x SIZE, and SSIM needs >= 11
 SOURCES = (b"iphone", b"sony")

@@ -4,14 +4,14 @@ import json
 import numpy as np
 import pytest
 
-import components  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import tensorflow as tf
 from tfx import types
 from tfx.types import standard_artifacts
 
-from components.tflite_export.component import TFLiteExport, TFLiteModels
-from components.tflite_export.executor import Executor, parse_parameters
-from export import tflite
+from phone2dslr.components.tflite_export.component import TFLiteExport, TFLiteModels
+from phone2dslr.components.tflite_export.executor import Executor, parse_parameters
+from phone2dslr.export import tflite
 from tests.export.test_tflite import dslr_like, save_generator, smooth_images, tiny_generator
 
 PARAMS = {

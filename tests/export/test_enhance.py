@@ -6,11 +6,11 @@ import pytest
 import tf_keras as keras
 from PIL import ExifTags, Image
 
-from export import enhance
-from export.saved_model import export_image_generator
-from export.tflite import convert
-from pipeline import cli
-from trainer import dped
+from phone2dslr.export import enhance
+from phone2dslr.trainer.serving import export_image_generator
+from phone2dslr.export.tflite import convert
+from phone2dslr import cli
+from phone2dslr.trainer import dped
 
 ORIENTATION, MAKE = ExifTags.Base.Orientation, ExifTags.Base.Make
 

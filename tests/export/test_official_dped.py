@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from export import official_dped, tiling
-from export.enhance import load_enhancer
-from export.tflite import SavedModelEnhancer, TFLiteRunner
-from pipeline import cli
+from phone2dslr.export import official_dped, tiling
+from phone2dslr.export.enhance import load_enhancer
+from phone2dslr.export.tflite import SavedModelEnhancer, TFLiteRunner
+from phone2dslr import cli
 
 FILTERS = 64  # the official shapes exactly
 

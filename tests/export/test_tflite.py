@@ -9,12 +9,12 @@ import os
 import numpy as np
 import pytest
 
-import export  # noqa: F401  (Keras/TF environment first)
+import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import tensorflow as tf
 import tf_keras as keras
 
-from export import tflite
-from export.saved_model import export_image_generator
+from phone2dslr.export import tflite
+from phone2dslr.trainer.serving import export_image_generator
 
 BOUNDS = {"float32": 45.0, "float16": 40.0, "dynamic_int8": 20.0, "int8": 15.0}
 

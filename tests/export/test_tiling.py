@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from export import official_dped, tiling
-from trainer import dped
+from phone2dslr.export import official_dped, tiling
+from phone2dslr.trainer import dped
 
 
 def _image(h, w, seed=0):

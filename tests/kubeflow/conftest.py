@@ -71,8 +71,8 @@ def _compile(target: str, workdir: Path) -> Build:
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
 
-    from kubeflow import runner
-    from pipeline.pipeline import create_components
+    from phone2dslr.kubeflow import runner
+    from phone2dslr.pipeline.pipeline import create_components
 
     config = runner.load_config(str(REPO / "configs" / "demo.yaml"), str(PROFILES[target]), OVERRIDES)
     calls: list[str] = []

@@ -9,7 +9,7 @@ from tfx.dsl.components.common import resolver
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from tfx.utils import name_utils
 
-from components.latest_pushed_model.component import LatestPushedModel
+from phone2dslr.components.latest_pushed_model.component import LatestPushedModel
 from tests.kubeflow.conftest import REMOTE, Build
 
 
@@ -175,7 +175,7 @@ def test_vertex_multi_worker_trains_as_a_vertex_job(tmp_path):
     from tfx.extensions.google_cloud_ai_platform import constants
     from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer
 
-    from kubeflow import runner
+    from phone2dslr.kubeflow import runner
     from tests.kubeflow.conftest import OVERRIDES, PROFILES, REPO
 
     config = runner.load_config(str(REPO / "configs" / "demo.yaml"), str(PROFILES["vertex"]),

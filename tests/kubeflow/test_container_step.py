@@ -11,7 +11,7 @@ from pathlib import Path
 import tensorflow as tf
 from google.protobuf import json_format
 
-from components.latest_pushed_model import executor as lpm
+from phone2dslr.components.latest_pushed_model import executor as lpm
 from tests.components.image_example_gen_helpers import make_dataset
 from tests.kubeflow.conftest import REPO, Build
 

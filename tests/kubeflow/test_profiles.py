@@ -7,8 +7,8 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from kubeflow import cluster, runner
-from pipeline.config import ConfigError
+from phone2dslr.kubeflow import cluster, runner
+from phone2dslr.config import ConfigError
 from tests.kubeflow.conftest import OVERRIDES, PROFILES, REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")

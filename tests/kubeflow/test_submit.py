@@ -5,8 +5,8 @@ import functools
 
 import kfp
 
-from kubeflow import runner, submit
-from pipeline import cli
+from phone2dslr.kubeflow import runner, submit
+from phone2dslr import cli
 from tests.kubeflow.conftest import OVERRIDES, PROFILES, REMOTE, REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")

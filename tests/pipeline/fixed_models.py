@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from export.saved_model import export_generator
+from phone2dslr.trainer.serving import export_generator
 
 PHONE_GAIN = 0.7
 PHONE_OFFSET = 0.1

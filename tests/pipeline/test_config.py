@@ -3,7 +3,7 @@ import glob
 
 import pytest
 
-from pipeline import config as config_lib
+from phone2dslr import config as config_lib
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob("configs/*.yaml")))
@@ -29,7 +29,8 @@ def test_defaults_round_trip_through_plain_data():
     ({"train": {"content": "vgg19"}}, "train.vgg_weights"),
     ({"train": {"content": "pixel"}, "data": {"eval_percent": 100}}, "data.eval_percent"),
     ({"train": {"content": "pixel"}, "data": {"patch_size": 0}}, "data.patch_size"),
-    ({"train": {"content": "pixel", "learning_rate": 0}}, "train.learning_rate"),
+    ({"train": {"content": "pixel", "learning_rate": -1}}, "train.learning_rate"),
+    ({"train": {"content": "pixel", "recipe": "best"}}, "train.recipe"),
 ])
 def test_bad_values_are_clear_errors(raw, message):
     with pytest.raises(config_lib.ConfigError) as e:
@@ -68,7 +69,7 @@ def test_file_errors_and_overrides(tmp_path):
 
 
 def test_cli_turns_project_errors_into_one_line(capsys, tmp_path):
-    from pipeline import cli
+    from phone2dslr import cli
 
     assert cli.main(["demo-data", "--out", str(tmp_path / "d"), "--phone", "canon"]) == 2
     err = capsys.readouterr().err.strip()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import demo_data
+from phone2dslr.pipeline import demo_data
 
 PHONE = "iphone"
 

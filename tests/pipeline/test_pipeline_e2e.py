@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import config as config_lib
-from pipeline import local_runner, outputs
+from phone2dslr import config as config_lib
+from phone2dslr.pipeline import local_runner, outputs
 from tests.pipeline import fixed_models
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def test_trained_run_produces_every_artifact(runs):
 
 
 def test_improving_model_is_blessed_and_pushed_with_tflite(runs):
-    from export import tflite
+    from phone2dslr.export import tflite
 
     cfg, results = runs
     a = results["improving"]

@@ -1,5 +1,5 @@
 """Shared fixtures for trainer tests. Importing `trainer` first sets TF_USE_LEGACY_KERAS=1."""
-import trainer  # noqa: F401  (must precede TensorFlow)
+import phone2dslr    # noqa: F401  (must precede TensorFlow)
 
 import numpy as np
 import pytest

@@ -28,14 +28,14 @@ import json
 import os
 import time
 
-import trainer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import phone2dslr    # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import TrainConfig
-from trainer import distribute, fitting, models
+from phone2dslr.config import TrainConfig
+from phone2dslr.trainer import distribute, fitting, models
 
 PATCH = 16
 PER_REPLICA_BATCH = 2

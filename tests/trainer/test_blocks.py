@@ -3,9 +3,9 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import blocks
-from trainer.dped import build_discriminator, build_generator
-from trainer.wespe import build_patch_discriminator
+from phone2dslr.trainer import blocks
+from phone2dslr.trainer.dped import build_discriminator, build_generator
+from phone2dslr.trainer.wespe import build_patch_discriminator
 
 
 def test_gaussian_kernel_is_normalised_symmetric_and_peaked():

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer.callbacks import NaNGuard, TrainingDivergedError
+from phone2dslr.trainer.callbacks import NaNGuard, TrainingDivergedError
 
 
 def _model_and_data(nan_from: int):

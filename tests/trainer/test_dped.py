@@ -3,13 +3,13 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import TrainConfig
+from phone2dslr.config import TrainConfig
 from tests.trainer.conftest import pair_batch
-from trainer import dped, metrics, vgg
+from phone2dslr.trainer import dped, metrics, vgg
 
 
 def _cfg(**kw):
-    return TrainConfig(**{"model": "dped", "content": "pixel", "filters": 8, **kw})
+    return TrainConfig(**{"model": "dped", "content": "pixel", "filters": 8, "head": "conv1x1", "recipe": "rebalanced", **kw})
 
 
 @pytest.mark.parametrize("head", ["conv1x1", "tanh"])
@@ -33,17 +33,18 @@ def test_discriminator_dense_size_follows_input_size():
         assert d.get_layer("fc").kernel.shape == (flat, 1024)
 
 
-def test_presets_resolve_and_explicit_weights_override():
-    assert dped.resolve_loss_weights("paper") == {"content": 1.0, "color": 0.1, "texture": 0.4, "tv": 400.0}
-    assert dped.resolve_loss_weights("official-code")["tv"] == 2000.0
-    assert dped.resolve_loss_weights("rebalanced")["tv"] == 1 / 400
-    w = dped.resolve_loss_weights("paper", {"tv": 0.5, "color": 2})
-    assert w == {"content": 1.0, "color": 2.0, "texture": 0.4, "tv": 0.5}
-    with pytest.raises(ValueError, match="unknown DPED loss weight.*colour"):
-        dped.resolve_loss_weights("paper", {"colour": 1.0})
-    with pytest.raises(ValueError, match="preset"):
-        dped.resolve_loss_weights("best")
-    model = dped.create_model(_cfg(loss_preset="official-code", loss_weights={"texture": 0.25}), patch_size=32)
+def test_recipes_resolve_and_explicit_weights_override():
+    from phone2dslr.trainer import recipes
+
+    assert recipes.get("dped", "paper").loss_weights == {"content": 1.0, "color": 0.1, "texture": 0.4, "tv": 400.0}
+    recipe, overrides = recipes.resolve(_cfg(recipe="paper", loss_weights={"tv": 0.5, "color": 2}))
+    assert recipe.loss_weights == {"content": 1.0, "color": 2.0, "texture": 0.4, "tv": 0.5}
+    assert overrides == {"loss_weights": recipe.loss_weights, "head": "conv1x1"}
+    with pytest.raises(ValueError, match="unknown term.*colour"):
+        recipes.resolve(_cfg(recipe="paper", loss_weights={"colour": 1.0}))
+    with pytest.raises(ValueError, match="not a dped recipe"):
+        recipes.get("dped", "best")
+    model = dped.create_model(_cfg(recipe="official-code", loss_weights={"texture": 0.25}), patch_size=32)
     assert model.loss_weighting == {"content": 10.0, "color": 0.5, "texture": 0.25, "tv": 2000.0}
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from trainer import losses
+from phone2dslr.trainer import losses
 
 
 def test_total_variation_zero_for_constant_positive_for_noise():

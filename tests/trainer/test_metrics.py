@@ -3,7 +3,7 @@ import importlib
 import numpy as np
 import tensorflow as tf
 
-from trainer import metrics
+from phone2dslr.trainer import metrics
 
 
 def test_psnr_ssim_agree_with_tf_image():
@@ -29,6 +29,6 @@ def test_keras_metric_classes_average_per_example_values_and_rebuild_from_config
         m.update_state(a[2:], b[2:])
         np.testing.assert_allclose(m.result(), np.mean(fn(a, b)), rtol=1e-5)
         # TFMA rebuilds it from class_name + module + config
-        rebuilt = getattr(importlib.import_module("trainer.metrics"), cls.__name__).from_config(m.get_config())
+        rebuilt = getattr(importlib.import_module("phone2dslr.trainer.metrics"), cls.__name__).from_config(m.get_config())
         assert rebuilt.name == m.name and rebuilt.name in ("psnr", "ssim")
         assert isinstance(rebuilt, tf.keras.metrics.Mean)  # tf_keras (TF_USE_LEGACY_KERAS=1)

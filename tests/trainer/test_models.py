@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.config import TrainConfig
-from trainer import dped, models, wespe
+from phone2dslr.config import TrainConfig
+from phone2dslr.trainer import dped, models, wespe
 
 
 def test_create_model_dispatches_on_train_model():

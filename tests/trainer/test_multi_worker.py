@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import TrainConfig
+from phone2dslr.config import TrainConfig
 from tests.trainer import fit_script
-from trainer import distribute, fitting, models
+from phone2dslr.trainer import distribute, fitting, models
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS, EVERY = 4, 2

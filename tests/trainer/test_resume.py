@@ -15,10 +15,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import TrainConfig
+from phone2dslr.config import TrainConfig
 from tests.trainer import fit_script
-from trainer import fitting, models
-from trainer.callbacks import TrainingDivergedError
+from phone2dslr.trainer import fitting, models
+from phone2dslr.trainer.callbacks import TrainingDivergedError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS, EVERY = 6, 2

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer import vgg
+from phone2dslr.trainer import vgg
 
 LAYER = vgg.WESPE_LAYER  # block2_conv2: cheap to run, and deep enough to need 4 loaded convs
 

@@ -43,17 +43,17 @@ class TrainConfig:
     model: str = "dped"  # dped | wespe
     train_steps: int = 200
     eval_steps: int = 10
-    batch_size: int = 8
-    learning_rate: float = 1e-4
+    recipe: str = ""  # the model's training recipe (see RECIPES); empty: the model's default
+    batch_size: int = 0  # patches per step and replica; 0: the recipe's
+    learning_rate: float = 0.0  # Adam step size; 0: the recipe's
     strategy: str = "default"  # default | mirrored | multi_worker
     checkpoint_every: int = 50  # also the epoch length: validation and checkpoints every N steps
     keep_best: bool = True  # export the weights of the epoch with the best validation PSNR
     log_images_every: int = 100
-    loss_preset: str = "rebalanced"  # dped: paper | official-code | rebalanced
-    loss_weights: dict[str, float] = field(default_factory=dict)  # explicit weights override the preset
+    loss_weights: dict[str, float] = field(default_factory=dict)  # explicit weights override the recipe's
     content: str = "vgg19"  # vgg19 | pixel (pixel needs no pretrained network)
     vgg_weights: str = ""  # local Keras .h5 weights file or TF-Hub module directory
-    head: str = "conv1x1"  # dped output head: tanh | conv1x1
+    head: str = ""  # generator output head: tanh | conv1x1; empty: the recipe's
     global_skip: bool = False  # generator predicts a correction added to the input (not in the papers)
     filters: int = 64
     augment: bool = True
@@ -121,14 +121,20 @@ class PipelineConfig:
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
 
 
+# Training recipes per model (trainer/recipes.py registers them; a test keeps the two lists equal).
+# Listed here too so a config names a real recipe before any TensorFlow loads.
+RECIPES: dict[str, tuple[str, ...]] = {
+    "dped": ("official-code", "paper", "rebalanced"),
+    "wespe": ("paper", "wespe-keras"),
+}
+
 _CHOICES = {
     ("data", "layout"): ("dped", "unpaired"),
     ("data", "pairing"): ("paired", "unpaired"),
     ("train", "model"): ("dped", "wespe"),
     ("train", "strategy"): ("default", "mirrored", "multi_worker"),
     ("train", "content"): ("vgg19", "pixel"),
-    ("train", "head"): ("tanh", "conv1x1"),
-    ("train", "loss_preset"): ("paper", "official-code", "rebalanced"),
+    ("train", "head"): ("", "tanh", "conv1x1"),
     ("kubeflow", "target"): ("kfp", "vertex"),
 }
 
@@ -194,16 +200,21 @@ def validate(config: PipelineConfig) -> PipelineConfig:
         raise ConfigError(f"data.eval_percent: {d.eval_percent} must be in [0, 100)")
     if not 0.0 <= d.max_reject_fraction <= 1.0:
         raise ConfigError(f"data.max_reject_fraction: {d.max_reject_fraction} must be in [0, 1]")
-    for name in ("train_steps", "eval_steps", "batch_size", "checkpoint_every", "filters"):
+    for name in ("train_steps", "eval_steps", "checkpoint_every", "filters"):
         if getattr(t, name) <= 0:
             raise ConfigError(f"train.{name}: must be > 0, got {getattr(t, name)}")
+    if t.batch_size < 0:
+        raise ConfigError(f"train.batch_size: must be > 0 (or 0 for the recipe's), got {t.batch_size}")
+    if t.recipe and t.recipe not in RECIPES[t.model]:
+        raise ConfigError(f"train.recipe: {t.recipe!r} is not a {t.model} recipe; choose one of "
+                          f"{', '.join(RECIPES[t.model])}")
     if t.global_skip and t.head != "conv1x1":
-        raise ConfigError("train.global_skip needs head: conv1x1")
+        raise ConfigError("train.global_skip needs head: conv1x1 (set it explicitly)")
     if d.patch_size == 0:
         raise ConfigError("data.patch_size: the Trainer batches fixed-size patches; set a size > 0 "
                           "(DPED patches are 100)")
-    if t.learning_rate <= 0:
-        raise ConfigError(f"train.learning_rate: must be > 0, got {t.learning_rate}")
+    if t.learning_rate < 0:
+        raise ConfigError(f"train.learning_rate: must be > 0 (or 0 for the recipe's), got {t.learning_rate}")
     if t.content == "vgg19" and not t.vgg_weights:
         raise ConfigError("train.vgg_weights: content 'vgg19' needs a local weights file or Hub module "
                           "(nothing is downloaded); set it, or choose content: pixel")
@@ -252,5 +263,5 @@ def section_from_dict(cls: type, raw: dict[str, Any]) -> Any:
 
 __all__ = [
     "ConfigError", "DataConfig", "TrainConfig", "EvalConfig", "ExportConfig", "KubeflowConfig",
-    "PipelineConfig", "from_dict", "load", "validate", "to_dict", "section_from_dict",
+    "PipelineConfig", "RECIPES", "from_dict", "load", "validate", "to_dict", "section_from_dict",
 ]

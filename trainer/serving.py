@@ -16,7 +16,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer.preprocessing import PHONE, decode_image
+from phone2dslr.trainer.preprocessing import PHONE, decode_image
 
 OUTPUT_KEY = "enhanced"
 STACKED_KEY = "enhanced_and_input"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pipeline  # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
-from pipeline import config as config_lib
+import phone2dslr    # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
+from phone2dslr import config as config_lib
 
 
 def _doctor(_: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def _doctor(_: argparse.Namespace) -> int:
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    from pipeline import demo_data
+    from phone2dslr.pipeline import demo_data
 
     summary = demo_data.generate(args.out, seed=args.seed, phone=args.phone)
     print(summary)
@@ -40,7 +40,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner
+    from phone2dslr.pipeline import local_runner
 
     cfg = config_lib.load(args.config, args.set)
     return local_runner.run(cfg, until=args.until)
@@ -50,7 +50,7 @@ def _enhance(args: argparse.Namespace) -> int:
     """Enhance photos; exit 1 only when no photo could be enhanced, 2 when the model is unusable."""
     from tqdm import tqdm
 
-    from export import enhance
+    from phone2dslr.export import enhance
 
     try:
         enhancer = enhance.load_enhancer(args.model, threads=args.threads)
@@ -70,7 +70,7 @@ def _enhance(args: argparse.Namespace) -> int:
 
 
 def _import_dped(args: argparse.Namespace) -> int:
-    from export import official_dped
+    from phone2dslr.export import official_dped
 
     variants = [v for v in args.tflite.split(",") if v]
     try:
@@ -87,7 +87,7 @@ def _import_dped(args: argparse.Namespace) -> int:
 
 def _kubeflow(args: argparse.Namespace) -> int:
     """Compile for Kubeflow Pipelines / Vertex AI; submit when an endpoint (or --submit) is given."""
-    from kubeflow import runner, submit
+    from phone2dslr.kubeflow import runner, submit
 
     cfg = runner.load_config(args.config, args.profile, args.set)
     compiled = runner.compile_pipeline(cfg, args.out, until=args.until)
@@ -110,7 +110,7 @@ def _kubeflow(args: argparse.Namespace) -> int:
                                     experiment=args.experiment, enable_caching=caching)
             print(f"submitted run {run.run_id} to {args.endpoint or 'the in-cluster Kubeflow Pipelines'}")
     except Exception as e:  # noqa: BLE001 - a cluster's many failure types become one line
-        from pipeline import outputs
+        from phone2dslr.pipeline import outputs
 
         print(f"submit failed (the package is written): {outputs.one_line(e)}", file=sys.stderr)
         return 1
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         # The project's own errors (bad demo-data parameters, ingest errors, ...) are ValueErrors
         # with one-line messages; anything else keeps its traceback.
-        if type(e).__module__.split(".")[0] not in ("pipeline", "components", "trainer", "export", "kubeflow"):
+        if type(e).__module__.split(".")[0] != "phone2dslr":
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
