@@ -19,6 +19,7 @@ FOLDERS = ("pipeline", "components", "trainer", "export", "kubeflow")
 LAYERS = {
     "phone2dslr.config": 0,
     "phone2dslr.features": 0,
+    "phone2dslr.errors": 0,
     "phone2dslr.trainer": 1,
     "phone2dslr.export": 2,
     "phone2dslr.components": 3,
