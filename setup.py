@@ -34,6 +34,7 @@ setup(
         "Pillow>=10",
         "ai-edge-litert>=2.3",
         "scikit-image>=0.22",
+        "scipy>=1.10",
         "PyYAML>=6",
         "tqdm>=4",
     ],

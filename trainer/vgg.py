@@ -6,7 +6,9 @@ Nothing is ever downloaded. `vgg19` content needs one of
   `.weights.h5` saved from the whole `VGG19(include_top=False)` by Keras 2 or 3;
 - a TF-Hub module directory (a TF2 SavedModel) mapping RGB images in [0, 1] ([B, H, W, 3], the
   TF-Hub image convention, so the module does its own preprocessing) to a feature map, or to a
-  dict of feature maps keyed by layer name (the truncation layer is then picked from it).
+  dict of feature maps keyed by layer name (the truncation layer is then picked from it);
+- MatConvNet's imagenet-vgg-verydeep-19.mat, the file the official DPED code uses (a `.mat` path;
+  built by vgg_matconvnet.py with that code's RGB preprocessing and 'SAME' max pooling).
 A missing or unusable path raises ContentWeightsError with a one-line message.
 `pixel` content is the identity: the content loss becomes a pixel MSE (demo, tests).
 """
@@ -70,8 +72,8 @@ def vgg19_features(weights_path: str, layer: str = DPED_LAYER) -> keras.Model:
                 raise ContentWeightsError(f"VGG weights file {weights_path} lacks layer(s) {', '.join(missing)}")
             truncated.load_weights(weights_path, by_name=True)
         else:
-            raise ContentWeightsError(f"VGG weights {weights_path}: expected a .h5 / .weights.h5 file "
-                                      "or a TF-Hub module directory")
+            raise ContentWeightsError(f"VGG weights {weights_path}: expected a .h5 / .weights.h5 / .mat "
+                                      "file or a TF-Hub module directory")
     except ContentWeightsError:
         raise
     except (OSError, ValueError, KeyError) as e:
@@ -141,7 +143,8 @@ def pixel_features() -> keras.Model:
 def content_model(content: str, weights: str = "", layer: str = DPED_LAYER) -> keras.Model:
     """The content feature extractor for TrainConfig.content / vgg_weights.
 
-    content: 'pixel' | 'vgg19'. For 'vgg19', `weights` is a local weights file or Hub directory.
+    content: 'pixel' | 'vgg19'. For 'vgg19', `weights` is a local Keras .h5 / .weights.h5 file, a
+    MatConvNet .mat file (imagenet-vgg-verydeep-19.mat) or a TF-Hub module directory.
     """
     if content == "pixel":
         return pixel_features()
@@ -152,4 +155,7 @@ def content_model(content: str, weights: str = "", layer: str = DPED_LAYER) -> k
                                   "(train.vgg_weights; nothing is downloaded), or use content: pixel")
     if os.path.isdir(weights):
         return hub_features(weights, layer)
+    if weights.lower().endswith(".mat"):
+        from phone2dslr.trainer.vgg_matconvnet import matconvnet_features  # it imports this module
+        return matconvnet_features(weights, layer)
     return vgg19_features(weights, layer)
