@@ -4,7 +4,7 @@
 
 One run builds the DPED generator (trainer.dped.build_generator, 64 filters, random weights, the
 linear 1x1 head rescaled so outputs span [0, 1] like a photo), saves it with the project's
-exporter, converts float32 and dynamic-range int8 TFLite (export/tflite.py), and upscales a bundled
+exporter, converts float32 and dynamic-range int8 TFLite (export/tflite_convert.py), and upscales a bundled
 skimage photo (coffee) to the size. Each variant then runs in its own subprocess:
 
     keras-whole     Keras eager call on the whole photo (the reference output)
@@ -58,7 +58,7 @@ def prepare(work: str, x: np.ndarray, seed: int) -> None:
     import tensorflow as tf
     import tf_keras as keras
 
-    from phone2dslr.export import tflite
+    from phone2dslr.export import tflite_convert
     from phone2dslr.trainer.serving import export_image_generator
     from phone2dslr.trainer.dped import build_generator
 
@@ -74,14 +74,14 @@ def prepare(work: str, x: np.ndarray, seed: int) -> None:
     export_image_generator(generator, os.path.join(work, "saved_model"))
     for variant in ("float32", "dynamic_int8"):
         with open(os.path.join(work, f"{variant}.tflite"), "wb") as f:
-            f.write(tflite.convert(os.path.join(work, "saved_model"), variant))
+            f.write(tflite_convert.convert(os.path.join(work, "saved_model"), variant))
     np.save(os.path.join(work, "photo.npy"), x)
 
 
 def worker(variant: str, work: str, tile: int, threads: int) -> dict:
     """Run one variant in this (fresh) process; save its output; return timings and memory."""
     from phone2dslr.export import tiling
-    from phone2dslr.export.tflite import TFLiteRunner
+    from phone2dslr.export.tflite_runtime import TFLiteRunner
 
     x = np.load(os.path.join(work, "photo.npy"))
     tiled = variant.endswith("tiled")

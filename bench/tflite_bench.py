@@ -4,7 +4,7 @@
 
 One run builds the DPED generator (trainer.dped.build_generator: 9x9 conv 64, 4 residual blocks of
 3x3x64, two 3x3x64 convs, 9x9 conv to 3, 1x1 head) with random weights, saves it with the
-project's exporter, converts the four variants exactly as the pipeline does (export/tflite.py), and
+project's exporter, converts the four variants exactly as the pipeline does (export/tflite_convert.py), and
 measures each on the same photo-like input at each size, beside the Keras model itself:
 
 - latency: median ms per image (LiteRT `invoke` with N threads; Keras: one eager `model(x)` call,
@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks, tflite_convert, tflite_runtime
 from phone2dslr.trainer.serving import export_image_generator
 from phone2dslr.trainer.dped import build_generator
 
@@ -81,9 +81,9 @@ def run(sizes: Sequence[tuple[int, int]], runs: int = 3, threads: int = 2, seed:
         saved = os.path.join(tmp, "serving")
         export_image_generator(generator, saved)
         calibration = [photo_like(100, 100, seed=100 + i) for i in range(representative)]
-        models = {f"tflite {v}": tflite.convert(saved, v, calibration if v == "int8" else None)
-                  for v in tflite.VARIANTS}
-    runners = {name: tflite.TFLiteRunner(content, threads=threads) for name, content in models.items()}
+        models = {f"tflite {v}": tflite_convert.convert(saved, v, calibration if v == "int8" else None)
+                  for v in tflite_convert.VARIANTS}
+    runners = {name: tflite_runtime.TFLiteRunner(content, threads=threads) for name, content in models.items()}
     rows: dict[str, dict[str, Any]] = {"keras float32": {"name": "keras float32", "size_bytes": None}}
     rows.update({name: {"name": name, "size_bytes": len(content)} for name, content in models.items()})
 
@@ -94,7 +94,7 @@ def run(sizes: Sequence[tuple[int, int]], runs: int = 3, threads: int = 2, seed:
         calls: dict[str, Callable[[], Any]] = {"keras float32": lambda: generator(x, training=False).numpy()}
         drift: dict[str, float | None] = {"keras float32": None}
         for name, runner in runners.items():
-            drift[name] = tflite.psnr(runner(x), reference)  # resizes, sets the input, warms up
+            drift[name] = tflite_checks.psnr(runner(x), reference)  # resizes, sets the input, warms up
             calls[name] = runner.interpreter.invoke
         times: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(runs_for(size, runs)):
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"total {time.perf_counter() - start:.0f} s")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(tflite.json_safe(results), f, indent=2)
+            json.dump(tflite_checks.json_safe(results), f, indent=2)
     return 0
 
 

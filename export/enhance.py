@@ -16,6 +16,7 @@ written is reported in one line and skipped; the rest go on; `Summary` counts bo
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,11 @@ import tf_keras as keras
 from PIL import ExifTags, Image, ImageOps
 from tqdm import tqdm
 
+from phone2dslr.errors import one_line
 from phone2dslr.export import tiling
+
+# A photo's reason in the summary: the message alone (the caller words the kind), bounded.
+_one_line = functools.partial(one_line, with_type=False, limit=300)
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png"}  # MPO: multi-picture JPEG from some phones
@@ -75,17 +80,17 @@ class Enhancer:
 
 def load_enhancer(path: str, threads: int = 2) -> Enhancer:
     """A `.tflite` file, a SavedModel folder or an official DPED checkpoint prefix as an Enhancer."""
-    from phone2dslr.export import official_dped, tflite
+    from phone2dslr.export import official_dped, tflite_convert, tflite_runtime
 
     if path.endswith(".tflite"):
         if not os.path.isfile(path):
             raise EnhanceError(f"no TFLite model at {path}")
-        runner = tflite.TFLiteRunner(path, threads=threads)
+        runner = tflite_runtime.TFLiteRunner(path, threads=threads)
         return _with_radius(Enhancer("tflite", runner), lambda: tiling.tflite_radius(path))
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         try:
-            enhancer = tflite.SavedModelEnhancer(path)
-        except tflite.TFLiteExportError as e:
+            enhancer = tflite_convert.SavedModelEnhancer(path)
+        except tflite_convert.TFLiteExportError as e:
             raise EnhanceError(str(e)) from None
         result = _with_radius(Enhancer("saved_model", enhancer), lambda: tiling.graph_radius(enhancer._fn))
         return result if result.radius is not None else _keras_passes(path, result)
@@ -256,11 +261,6 @@ def _output_path(path: str, out_dir: str, fmt: str, used: set[str]) -> str:
         raise PhotoError("output would overwrite the input; choose another output folder")
     used.add(target)
     return target
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:300]
 
 
 __all__ = ["Enhancer", "EnhanceError", "Photo", "PhotoError", "Summary", "load_enhancer", "read_photo",

@@ -11,9 +11,9 @@ shift and scale ([F] each), created in that order as `generator/Variable`, `gene
     enhanced = tanh(conv12(c11)) * 0.58 + 0.5
     IN(x) = (x - mean) / sqrt(var + 1e-3) * scale + shift, mean and var per channel over H, W
 
-Unlike the project's own generator (trainer/dped.py, no normalization), this one normalizes over
-the whole image: export/tiling.py tiles it exactly in passes (Keras), while its exported SavedModel
-and TFLite files run on the whole image. Extra variables in the checkpoint (discriminator, optimizer
+The network is trainer/dped_networks.build_official_generator (the official-code recipe trains
+it). It normalizes over the whole image: export/tiling.py tiles it exactly in passes (Keras),
+while its exported SavedModel and TFLite files run on the whole image. Extra variables in the checkpoint (discriminator, optimizer
 slots) are ignored.
 """
 from __future__ import annotations
@@ -25,64 +25,23 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+# The network and its instance norm live in the trainer, which also trains it (recipe official-code).
+from phone2dslr.trainer.dped_networks import OUTPUT_OFFSET, OUTPUT_SCALE, build_official_generator  # noqa: F401
+from phone2dslr.trainer.instance_norm import EPSILON, InstanceNormalization  # noqa: F401
+
 SCOPE = "generator"
-EPSILON = 1e-3
 NUM_CONVS = 12
 NORMALIZED = tuple(range(2, 10))  # W2..W9: the residual blocks' convs
-OUTPUT_SCALE, OUTPUT_OFFSET = 0.58, 0.5
 
 
 class OfficialCheckpointError(ValueError):
     """The checkpoint is missing, or lacks / mis-shapes a generator variable (one-line message)."""
 
 
-class InstanceNormalization(keras.layers.Layer):
-    """DPED's instance norm: per image and channel over H and W, (x - mean) / sqrt(var + eps) * scale + shift."""
-
-    def __init__(self, epsilon: float = EPSILON, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape: Any) -> None:
-        channels = int(input_shape[-1])
-        self.shift = self.add_weight(name="shift", shape=[channels], initializer="zeros")
-        self.scale = self.add_weight(name="scale", shape=[channels], initializer="ones")
-        super().build(input_shape)
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        return (x - mean) / tf.sqrt(var + self.epsilon) * self.scale + self.shift
-
-    def fixed_stats(self, mean: np.ndarray, var: np.ndarray) -> keras.layers.Layer:
-        """This normalization with given statistics: a pointwise per-channel affine (export/tiling.py)."""
-        gain = self.scale.numpy().astype(np.float64) / np.sqrt(np.asarray(var, np.float64) + self.epsilon)
-        offset = self.shift.numpy().astype(np.float64) - np.asarray(mean, np.float64) * gain
-        return keras.layers.Rescaling(gain.astype(np.float32), offset=offset.astype(np.float32),
-                                      name=f"{self.name}_fixed")
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
 def build_generator(filters: int = 64, name: str = "dped_official") -> keras.Model:
-    """The official generator's architecture (random weights); layers conv1..conv12, norm2..norm9."""
-    def conv(x: tf.Tensor, i: int, out: int = filters, kernel: int = 3) -> tf.Tensor:
-        return keras.layers.Conv2D(out, kernel, padding="same", name=f"conv{i}")(x)
-
-    inputs = keras.Input((None, None, 3), name="image")
-    c = keras.layers.ReLU(name="relu1")(conv(inputs, 1, kernel=9))
-    skip = c
-    for block in range(4):
-        i = 2 + 2 * block
-        c = keras.layers.ReLU(name=f"relu{i}")(InstanceNormalization(name=f"norm{i}")(conv(c, i)))
-        c = keras.layers.ReLU(name=f"relu{i + 1}")(InstanceNormalization(name=f"norm{i + 1}")(conv(c, i + 1)))
-        c = keras.layers.Add(name=f"skip{i + 1}")([c, skip])
-        skip = c
-    c = keras.layers.ReLU(name="relu10")(conv(c, 10))
-    c = keras.layers.ReLU(name="relu11")(conv(c, 11))
-    c = keras.layers.Activation("tanh", name="tanh")(conv(c, 12, out=3, kernel=9))
-    outputs = keras.layers.Rescaling(OUTPUT_SCALE, offset=OUTPUT_OFFSET, name="enhanced")(c)
-    return keras.Model(inputs, outputs, name=name)
+    """The official generator's architecture (random Keras-default weights, replaced on import);
+    layers conv1..conv12, norm2..norm9."""
+    return build_official_generator(filters, name=name, init="glorot")
 
 
 def norm_variable(j: int) -> str:
@@ -148,7 +107,7 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     Parity is checked on one synthetic 96x128 image (no photos are needed for this step); a variant
     below `min_parity_psnr` dB is written under rejected/. Returns paths and per-variant results.
     """
-    from phone2dslr.export import tflite
+    from phone2dslr.export import tflite_checks, tflite_convert
     from phone2dslr.trainer.serving import export_image_generator
 
     model = load_generator(checkpoint)
@@ -156,13 +115,14 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     export_image_generator(model, saved_model_dir)
     yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
     probe = np.stack([yy / 95, xx / 127, 0.5 + 0.4 * np.sin((xx + yy) / 9)], -1)[np.newaxis]
-    reference = tflite.SavedModelEnhancer(saved_model_dir)(probe)
+    reference = tflite_convert.SavedModelEnhancer(saved_model_dir)(probe)
     results: dict[str, Any] = {}
     for variant in variants:
-        content = tflite.convert(saved_model_dir, variant,
-                                 representative_images=[probe] if variant == "int8" else None)
-        result = tflite.evaluate_variant(variant, content, [reference], [tflite.EvalImage(probe)],
-                                         min_parity_psnr, latency_size=(96, 128), threads=threads, latency_runs=1)
+        content = tflite_convert.convert(saved_model_dir, variant,
+                                         representative_images=[probe] if variant == "int8" else None)
+        result = tflite_checks.evaluate_variant(variant, content, [reference], [tflite_checks.EvalImage(probe)],
+                                                min_parity_psnr, latency_size=(96, 128), threads=threads,
+                                                latency_runs=1)
         name = f"{variant}.tflite" if result.passed else os.path.join("rejected", f"{variant}.tflite")
         tf.io.gfile.makedirs(os.path.dirname(os.path.join(out_dir, name)))
         with tf.io.gfile.GFile(os.path.join(out_dir, name), "wb") as f:

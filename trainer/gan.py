@@ -2,7 +2,8 @@
 
 Batches are dicts {"phone", "dslr"} of float images in [0, 1]. `call()` is the generator alone
 (what is exported); `test_step` scores it against the DSLR target and, for reference, scores the
-untouched phone input the same way, so every validation log says what the model adds.
+untouched phone input the same way, so every validation log says what the model adds: per-image
+PSNR, pooled PSNR, SSIM and MS-SSIM (trainer/metrics.py), logged as val_<name> and val_<name>_input.
 """
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ class EnhancementGAN(keras.Model):
     """Base of the GAN models: the generator, loss/metric trackers, inference and validation."""
 
     LOSS_NAMES: tuple[str, ...] = ()  # what train_step reports; set by each model
-    EVAL_NAMES = ("psnr", "ssim", "psnr_input", "ssim_input")
+    EVAL_NAMES = tuple(metrics.VALIDATION_METRICS) + tuple(f"{n}_input" for n in metrics.VALIDATION_METRICS)
 
     def __init__(self, generator: keras.Model, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.LOSS_NAMES + self.EVAL_NAMES}
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.LOSS_NAMES}
+        for name, metric in metrics.VALIDATION_METRICS.items():  # pooled PSNR is no Mean: each its class
+            self.trackers[name] = metric(name=name)
+            self.trackers[f"{name}_input"] = metric(name=f"{name}_input")
 
     @property
     def metrics(self):
@@ -42,6 +46,7 @@ class EnhancementGAN(keras.Model):
     def test_step(self, data):
         phone, dslr = unpack_batch(data)
         enhanced = tf.clip_by_value(self.generator(phone, training=False), 0.0, 1.0)
-        for name, values in metrics.enhancement_metrics(enhanced, phone, dslr).items():
-            self.trackers[name].update_state(values)
+        for name in metrics.VALIDATION_METRICS:
+            self.trackers[name].update_state(dslr, enhanced)
+            self.trackers[f"{name}_input"].update_state(dslr, phone)
         return {name: self.trackers[name].result() for name in self.EVAL_NAMES}

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils
 
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks
 
 TFLITE_MODELS_KEY = "tflite_models"
 PUSHED_MODEL_KEY = "pushed_model"
@@ -22,15 +22,15 @@ TFLITE_DIR = "tflite"
 
 def _copy_shipped(source_dir: str, dest_dir: str) -> list[str]:
     """Copy the top-level (passed) .tflite files and the results; returns the variants copied."""
-    results = tflite.read_results(source_dir)
+    results = tflite_checks.read_results(source_dir)
     shipped = [v for v in results.get("shipped", [])
                if tf.io.gfile.exists(os.path.join(source_dir, f"{v}.tflite"))]
     tf.io.gfile.makedirs(dest_dir)
     for variant in shipped:
         tf.io.gfile.copy(os.path.join(source_dir, f"{variant}.tflite"),
                          os.path.join(dest_dir, f"{variant}.tflite"), overwrite=True)
-    tf.io.gfile.copy(os.path.join(source_dir, tflite.RESULTS_FILE),
-                     os.path.join(dest_dir, tflite.RESULTS_FILE), overwrite=True)
+    tf.io.gfile.copy(os.path.join(source_dir, tflite_checks.RESULTS_FILE),
+                     os.path.join(dest_dir, tflite_checks.RESULTS_FILE), overwrite=True)
     return shipped
 
 

@@ -1,5 +1,6 @@
 """RunReport: one self-contained HTML page per run (blessing and why, metrics, TFLite, ingest, samples).
 
 Import the component from `components.run_report.component`; the page itself is built by the pure
-`components.run_report.render` (no TensorFlow), so it can be tested and restyled on its own.
+`components.run_report.render` (no TensorFlow; its data and building blocks in `page`, the
+model-quality sections in `quality_sections`), so it can be tested and restyled on its own.
 """

@@ -35,8 +35,9 @@ class RunReportArtifact(artifact.Artifact):
 
     * File structure:
         - `{uri}/index.html`: the page; images are inlined (base64 PNG), no external resources.
-    * Custom properties: blessed (0/1); psnr, ssim, psnr_input, ssim_input, psnr_gain, ssim_gain of
-      the overall slice (those the Evaluator recorded); index_html (the page's full path).
+    * Custom properties: blessed (0/1); psnr, ssim, psnr_input, ssim_input, psnr_gain, ssim_gain,
+      psnr_pooled(_input, _gain), ms_ssim(_input, _gain) of the overall slice (those the Evaluator
+      recorded); index_html (the page's full path).
 
     Namespaced type name: Kubeflow V2 accepts custom types only as `<namespace>.<Name>`.
     """

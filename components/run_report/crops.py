@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from phone2dslr.components.run_report.render import Crop
+from phone2dslr.components.run_report.page import Crop
 from phone2dslr.components.split_images import Sample
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
-from phone2dslr.trainer.metrics import psnr
+from phone2dslr.trainer.metrics import ms_ssim, ms_ssim_scales, psnr
 
 
 def center_crop(image: np.ndarray, side: int) -> np.ndarray:
@@ -55,8 +55,15 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(psnr(a[np.newaxis], b[np.newaxis]).numpy()[0])
 
 
+def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
+    """MS-SSIM of two [H, W, 3] images with the trainer's scales; None under 11 px on a side."""
+    if ms_ssim_scales(*a.shape[:2]) == 0:
+        return None
+    return float(ms_ssim(a[np.newaxis], b[np.newaxis]).numpy()[0])
+
+
 def make_crops(enhancer: Enhancer, samples: list[Sample], crop_size: int, display_side: int = 256) -> list[Crop]:
-    """Centre crops of each sample, enhanced, scored against the DSLR crop and encoded for the page."""
+    """Centre crops of each sample, enhanced, scored (PSNR, MS-SSIM) against the DSLR crop, as PNGs."""
     crops = []
     for sample in samples:
         phone = center_crop(sample.phone, crop_size)
@@ -69,5 +76,7 @@ def make_crops(enhancer: Enhancer, samples: list[Sample], crop_size: int, displa
             phone_png=to_png(phone, factor), enhanced_png=to_png(enhanced, factor),
             dslr_png=None if dslr is None else to_png(dslr, factor), size=(h, w), scale=factor,
             psnr_phone=None if dslr is None else _psnr(phone, dslr),
-            psnr_model=None if dslr is None else _psnr(enhanced, dslr)))
+            psnr_model=None if dslr is None else _psnr(enhanced, dslr),
+            ms_ssim_phone=None if dslr is None else _ms_ssim(phone, dslr),
+            ms_ssim_model=None if dslr is None else _ms_ssim(enhanced, dslr)))
     return crops

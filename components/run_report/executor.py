@@ -26,7 +26,7 @@ from phone2dslr.components.run_report import crops as crops_lib
 from phone2dslr.components.run_report import results
 from phone2dslr.components.run_report.render import OVERALL, Gate, ReportData, render_page
 from phone2dslr.components import split_images
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks
 
 # Input / output keys and parameter names (component.py declares the same ones).
 MODEL_KEY = "model"
@@ -48,7 +48,8 @@ DEFAULTS: dict[str, Any] = {
 }
 MAX_REJECTS_SHOWN = 20
 # Overall-slice metrics put on the output artifact, so a runner prints them without opening files.
-SUMMARY_METRICS = ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain")
+SUMMARY_METRICS = ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain",
+                   "psnr_pooled", "psnr_pooled_input", "psnr_pooled_gain", "ms_ssim", "ms_ssim_input", "ms_ssim_gain")
 
 
 class Executor(base_executor.BaseExecutor):
@@ -73,8 +74,8 @@ class Executor(base_executor.BaseExecutor):
                                  "examples": examples.uri, "report": report.uri})
         tflite_models = _optional(input_dict, TFLITE_MODELS_KEY)
         if tflite_models is not None:
-            data.tflite = tflite.read_results(tflite_models.uri)
-            data.tflite_path = os.path.join(tflite_models.uri, tflite.RESULTS_FILE)
+            data.tflite = tflite_checks.read_results(tflite_models.uri)
+            data.tflite_path = os.path.join(tflite_models.uri, tflite_checks.RESULTS_FILE)
             data.paths["tflite_models"] = tflite_models.uri
         ingest = _optional(input_dict, INGEST_REPORT_KEY)
         if ingest is not None:

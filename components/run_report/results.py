@@ -19,9 +19,10 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import eval_config_writer
 
-from phone2dslr.components.run_report.render import OVERALL, Check, Gate, SliceQuality
+from phone2dslr.components.run_report.page import OVERALL, Check, Gate, SliceQuality
 
-# TFMA's default names for the InputPSNR / InputSSIM classes -> the names used on page and artifact.
+# TFMA's default names for the InputPSNR / InputSSIM classes -> the names used on page and artifact
+# (pipeline/evaluation.py names the newer metrics itself, already canonical: psnr_pooled_input, ...).
 CANONICAL = {"input_psnr": "psnr_input", "input_ssim": "ssim_input"}
 NO_BASELINE = "no baseline: first blessed model (change-vs-baseline thresholds are not applied)"
 

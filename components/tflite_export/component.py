@@ -31,9 +31,10 @@ class TFLiteModels(artifact.Artifact):
         - `{uri}/<variant>.tflite`: every variant that passed (float32, float16, dynamic_int8, int8)
         - `{uri}/rejected/<variant>.tflite`: converted but failed a check (kept for debugging)
         - `{uri}/tflite_results.json`: per variant size_bytes, parity_max_abs, parity_psnr, psnr,
-          ssim, latency_ms, input_size, passed, reason; plus the SavedModel's own quality
+          psnr_pooled, ssim, ms_ssim, latency_ms, input_size, passed, reason; plus the quality of
+          the SavedModel and of the phone input on the same images
     * Custom properties: shipped_variants (comma-separated), num_shipped, model_blessed (when a
-      blessing was given), psnr / ssim / latency_ms of the float32 variant.
+      blessing was given), psnr / psnr_pooled / ssim / ms_ssim / latency_ms of the float32 variant.
 
     The type name has a namespace: Kubeflow V2 accepts custom artifact types only as
     `<namespace>.<Name>` schema titles.

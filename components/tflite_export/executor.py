@@ -1,6 +1,6 @@
-"""TFLiteExport executor: held-out images from Examples, then export/tflite.py does the work.
+"""TFLiteExport executor: held-out images from Examples, then export/tflite_checks.py does the work.
 
-The executor only adapts TFX artifacts to export.tflite: it finds the SavedModel in the Model
+The executor only adapts TFX artifacts to export.tflite_checks: it finds the SavedModel in the Model
 artifact, honours the Evaluator's blessing, decodes the phone/DSLR images of two splits, and puts
 the results on the output artifact as files and custom properties (read by the Pusher and the run
 report without opening files).
@@ -21,7 +21,8 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from phone2dslr.components import split_images
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks
+from phone2dslr.export.tflite_convert import VARIANTS, TFLiteExportError
 
 # Input / output keys and parameter names (component.py declares the same ones).
 MODEL_KEY = "model"
@@ -30,7 +31,7 @@ EXAMPLES_KEY = "examples"
 TFLITE_MODELS_KEY = "tflite_models"
 
 DEFAULTS: dict[str, Any] = {
-    "variants": list(tflite.VARIANTS),
+    "variants": list(VARIANTS),
     "min_parity_psnr": {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0},
     "representative_samples": 16,
     "eval_split": "test",
@@ -63,7 +64,7 @@ class Executor(base_executor.BaseExecutor):
             output.set_int_custom_property("model_blessed", int(blessed))
             if not blessed:
                 logging.warning("TFLiteExport: model %s is not blessed; nothing converted", model.uri)
-                tflite.write_results(output.uri, {
+                tflite_checks.write_results(output.uri, {
                     "model_blessed": False, "shipped": [], "variants": {},
                     "reason": f"model not blessed by the Evaluator (blessing {blessing.uri}); nothing converted",
                 })
@@ -75,7 +76,7 @@ class Executor(base_executor.BaseExecutor):
         eval_images, eval_skipped = read_split_images(
             examples, params["eval_split"], params["max_eval_images"], params["max_eval_side"])
         if not eval_images:
-            raise tflite.TFLiteExportError(
+            raise TFLiteExportError(
                 f"split {params['eval_split']!r} of {examples.uri} has no usable phone image to check parity on "
                 f"(set aside: {json.dumps(eval_skipped)})")
         representative: list[np.ndarray] = []
@@ -85,7 +86,7 @@ class Executor(base_executor.BaseExecutor):
                 examples, params["representative_split"], params["representative_samples"], params["max_eval_side"])
             representative = [image.phone for image in rep]
 
-        report = tflite.export_variants(
+        report = tflite_checks.export_variants(
             path_utils.serving_model_path(model.uri),
             output.uri,
             eval_images,
@@ -106,7 +107,7 @@ class Executor(base_executor.BaseExecutor):
         )
         set_output_properties(output, report)
         logging.info("TFLiteExport: shipped %s; results in %s", report["shipped"],
-                     os.path.join(output.uri, tflite.RESULTS_FILE))
+                     os.path.join(output.uri, tflite_checks.RESULTS_FILE))
 
 
 def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -128,9 +129,9 @@ def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
         bounds = json.loads(bounds)
     params["variants"] = [str(v) for v in variants]
     params["min_parity_psnr"] = {str(k): float(v) for k, v in bounds.items()}
-    unknown = [v for v in params["variants"] if v not in tflite.VARIANTS]
+    unknown = [v for v in params["variants"] if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"TFLiteExport variants: unknown {', '.join(unknown)}; choose from {', '.join(tflite.VARIANTS)}")
+        raise ValueError(f"TFLiteExport variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     missing = [v for v in params["variants"] if v not in params["min_parity_psnr"]]
     if missing:
         raise ValueError(f"TFLiteExport min_parity_psnr: no bound for {', '.join(missing)}")
@@ -143,8 +144,8 @@ def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_split_images(examples: types.Artifact, split: str, limit: int,
-                      max_side: int = 0) -> tuple[list[tflite.EvalImage], dict[str, int]]:
-    """The first `limit` examples of a split with a decodable phone image, and what was set aside.
+                      max_side: int = 0) -> tuple[list[tflite_checks.EvalImage], dict[str, int]]:
+    """`limit` examples with a decodable phone image, spread over the split (seeded), and what was set aside.
 
     Reads `<examples.uri>/Split-<split>/*.gz` (GZIP TFRecords of tf.Examples whose `phone` and
     `dslr` features hold encoded images, b"" when missing). A DSLR target of another size than its
@@ -154,16 +155,16 @@ def read_split_images(examples: types.Artifact, split: str, limit: int,
     """
     names = artifact_utils.decode_split_names(examples.split_names)
     if split not in names:
-        raise tflite.TFLiteExportError(f"Examples {examples.uri} have no split {split!r} (have: {', '.join(names)})")
+        raise TFLiteExportError(f"Examples {examples.uri} have no split {split!r} (have: {', '.join(names)})")
     split_dir = artifact_utils.get_split_uri([examples], split)
     if not tf.io.gfile.glob(os.path.join(split_dir, "*.gz")):
-        raise tflite.TFLiteExportError(f"no GZIP TFRecord files (*.gz) in {split_dir}")
+        raise TFLiteExportError(f"no GZIP TFRecord files (*.gz) in {split_dir}")
     samples, skipped = split_images.read_samples(split_dir, limit)
     images = []
     for sample in samples:
         phone = _center_crop(sample.phone, max_side)
         dslr = None if sample.dslr is None else _center_crop(sample.dslr, max_side)[np.newaxis]
-        images.append(tflite.EvalImage(phone[np.newaxis], dslr))
+        images.append(tflite_checks.EvalImage(phone[np.newaxis], dslr))
     return images, skipped
 
 
@@ -171,12 +172,13 @@ def set_output_properties(output: types.Artifact, report: dict[str, Any]) -> Non
     """Summary numbers on the artifact itself, so the Pusher and the report need no file reads.
 
     shipped_variants: comma-separated names of the variants that passed ("" when none);
-    num_shipped; and psnr / ssim / latency_ms of the float32 variant when it was measured.
+    num_shipped; and psnr / psnr_pooled / ssim / ms_ssim / latency_ms of the float32 variant when
+    it was measured.
     """
     output.set_string_custom_property("shipped_variants", ",".join(report["shipped"]))
     output.set_int_custom_property("num_shipped", len(report["shipped"]))
     float32 = report["variants"].get("float32", {})
-    for key in ("psnr", "ssim", "latency_ms"):
+    for key in (*tflite_checks.QUALITY_KEYS, "latency_ms"):
         value = float32.get(key)
         if isinstance(value, (int, float)) and np.isfinite(value):
             output.set_float_custom_property(key, float(value))

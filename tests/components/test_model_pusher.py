@@ -11,7 +11,7 @@ from tfx.utils import proto_utils
 
 from phone2dslr.components.model_pusher import executor
 from phone2dslr.components.tflite_export.component import TFLiteModels
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks, tflite_runtime
 from phone2dslr.trainer.serving import export_image_generator
 
 
@@ -24,13 +24,13 @@ def model_and_tflite(tmp_path_factory):
     model.uri = str(root / "model")
     export_image_generator(generator, os.path.join(model.uri, "Format-Serving"))
     rng = np.random.default_rng(0)
-    images = [tflite.EvalImage(rng.random([1, 16, 16, 3], np.float32), None)]
+    images = [tflite_checks.EvalImage(rng.random([1, 16, 16, 3], np.float32), None)]
     models = TFLiteModels()
     models.uri = str(root / "tflite")
     # float32 passes; float16 gets an impossible parity bound, so it must not be pushed
-    tflite.export_variants(os.path.join(model.uri, "Format-Serving"), models.uri, images, None,
-                           {"float32": 45.0, "float16": 500.0}, variants=("float32", "float16"),
-                           latency_size=(16, 16), latency_runs=1)
+    tflite_checks.export_variants(os.path.join(model.uri, "Format-Serving"), models.uri, images, None,
+                                  {"float32": 45.0, "float16": 500.0}, variants=("float32", "float16"),
+                                  latency_size=(16, 16), latency_runs=1)
     return model, models
 
 
@@ -56,12 +56,12 @@ def test_blessed_model_is_pushed_with_the_tflite_variants_that_passed(tmp_path, 
     (version,) = os.listdir(serving)
     version_dir = serving / version
     assert (version_dir / "saved_model.pb").exists()
-    assert sorted(os.listdir(version_dir / "tflite")) == ["float32.tflite", tflite.RESULTS_FILE]
-    results = json.loads((version_dir / "tflite" / tflite.RESULTS_FILE).read_text())
+    assert sorted(os.listdir(version_dir / "tflite")) == ["float32.tflite", tflite_checks.RESULTS_FILE]
+    results = json.loads((version_dir / "tflite" / tflite_checks.RESULTS_FILE).read_text())
     assert results["shipped"] == ["float32"] and not results["variants"]["float16"]["passed"]
     assert pushed.get_string_custom_property("tflite_variants") == "float32"
     assert (tmp_path / "pushed" / "tflite" / "float32.tflite").exists()
-    runner = tflite.TFLiteRunner(str(version_dir / "tflite" / "float32.tflite"))
+    runner = tflite_runtime.TFLiteRunner(str(version_dir / "tflite" / "float32.tflite"))
     assert runner(np.zeros([1, 20, 12, 3], np.float32)).shape == (1, 20, 12, 3)
 
 

@@ -24,7 +24,7 @@ from tfx.types import standard_artifacts
 from phone2dslr.components.image_example_gen import report as ingest_report
 from phone2dslr.components.image_example_gen.component import IngestReport
 from phone2dslr.components.image_example_gen.layout import IngestOptions
-from phone2dslr.components.run_report import render
+from phone2dslr.components.run_report import render, results
 from phone2dslr.components.run_report.component import RunReport, RunReportArtifact
 from phone2dslr.components.run_report.executor import Executor, parse_parameters
 from phone2dslr.components.tflite_export.component import TFLiteModels
@@ -78,19 +78,21 @@ def _example(phone: bytes, dslr: bytes, source: bytes) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _examples(root) -> standard_artifacts.Examples:
+def _examples(root) -> tuple[standard_artifacts.Examples, list[tuple[bytes, bytes, bytes]]]:
+    """The test split, and its (phone PNG, DSLR PNG, source) triples."""
     rng = np.random.default_rng(0)
     coarse = rng.random([6, SIZE // 4, SIZE // 4, 3]).astype(np.float32)
     phones = np.clip(tf.image.resize(coarse, [SIZE, SIZE], method="bicubic").numpy(), 0, 1)
     folder = root / "examples" / "Split-test"
     folder.mkdir(parents=True)
+    triples = [(_png(phone), _png(phone * 1.1 + 0.03), SOURCES[i % 2]) for i, phone in enumerate(phones)]
     with tf.io.TFRecordWriter(str(folder / "data_tfrecord-00000-of-00001.gz"), options="GZIP") as writer:
-        for i, phone in enumerate(phones):
-            writer.write(_example(_png(phone), _png(phone * 1.1 + 0.03), SOURCES[i % 2]))
+        for triple in triples:
+            writer.write(_example(*triple))
     examples = standard_artifacts.Examples()
     examples.uri = str(root / "examples")
     examples.split_names = json.dumps(["test"])
-    return examples
+    return examples, triples
 
 
 def _evaluate(root, name: str, examples, model, baseline, cfg: EvalConfig):
@@ -131,14 +133,14 @@ def _ingest(root) -> IngestReport:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    examples = _examples(root)
+    examples, triples = _examples(root)
     candidate = _save_model(root, "candidate", _generator(0.05, 0))
     baseline = _save_model(root, "baseline", _generator(0.0, 1))  # identity: as good as the phone photo
     blessed = _evaluate(root, "first", examples, candidate, None,
                         EvalConfig(min_psnr_gain=-100.0, min_ssim_gain=-1.0))
     rejected = _evaluate(root, "second", examples, candidate, baseline, EvalConfig(min_psnr_gain=5.0))
     return {"root": root, "examples": examples, "model": candidate, "blessed": blessed, "rejected": rejected,
-            "tflite": _tflite(root, candidate, examples), "ingest": _ingest(root)}
+            "tflite": _tflite(root, candidate, examples), "ingest": _ingest(root), "triples": triples}
 
 
 def _report(run, tmp_path, evaluation, blessing, **extra_inputs) -> tuple[RunReportArtifact, str]:
@@ -164,6 +166,18 @@ def _overall(evaluation_uri: str, name: str, model_name: str = "candidate") -> f
                 if kv.key.name == name and kv.key.model_name in names and not kv.key.is_diff:
                     return kv.value.double_value.value
     raise KeyError(name)
+
+
+def _by_slice(evaluation_uri: str, name: str) -> dict[str, float]:
+    """One metric of the candidate per slice ("Overall", "source = iphone", ...) as TFMA stored it."""
+    import tensorflow_model_analysis as tfma
+
+    values = {}
+    for record in tfma.load_metrics(evaluation_uri):
+        for kv in record.metric_keys_and_values:
+            if kv.key.name == name and kv.key.model_name in ("", "candidate") and not kv.key.is_diff:
+                values[results.slice_name(record.slice_key)] = kv.value.double_value.value
+    return values
 
 
 def _text(page: str) -> str:
@@ -203,6 +217,41 @@ def test_blessed_run_shows_decision_metrics_tflite_ingest_and_samples(run, tmp_p
     assert 0.0 < output.get_float_custom_property("ssim") <= 1.0
     assert 0.0 < output.get_float_custom_property("ssim_input") <= 1.0
     assert output.get_string_custom_property("index_html").endswith("index.html")
+
+    # pooled PSNR and MS-SSIM: on the page beside per-image PSNR and SSIM, and on the artifact
+    quality = re.search(r'<section id="quality">(.*?)</section>', page).group(1)
+    for name in ("psnr_pooled", "psnr_pooled_input", "ms_ssim", "ms_ssim_input"):
+        value = _overall(evaluation.uri, name)
+        assert fmt_value(name, value) in quality, name
+        assert output.get_float_custom_property(name) == pytest.approx(value), name
+    assert "PSNR (pooled MSE)" in quality and "MS-SSIM" in quality
+    tflite_table = re.search(r'<table class="tflite">(.*?)</table>', page).group(1)
+    assert "Pooled PSNR vs DSLR" in tflite_table and "MS-SSIM vs DSLR" in tflite_table
+
+
+def fmt_value(name: str, value: float) -> str:
+    return f"{value:.2f} dB" if "psnr" in name else f"{value:.4f}"
+
+
+def test_tfma_pools_psnr_over_each_slice_and_the_whole_split(run):
+    """Through TFX's Evaluator (TFMA merging the metric state over batches and slices), the phone
+    input's pooled PSNR is DPED's formula over every value of the slice, restated here in NumPy."""
+    evaluation, _ = run["blessed"]
+    images = {}
+    for phone, dslr, source in run["triples"]:
+        pair = [decode_image(x).numpy().astype(np.float64) for x in (phone, dslr)]
+        images.setdefault(f"source = {source.decode()}", []).append(pair)
+    images["Overall"] = [p for pairs in list(images.values()) for p in pairs]
+    pooled, per_image = _by_slice(evaluation.uri, "psnr_pooled_input"), _by_slice(evaluation.uri, "input_psnr")
+    assert set(pooled) == set(images) == {"Overall", "source = iphone", "source = sony"}
+    for name, pairs in images.items():
+        mse = sum(np.sum((p - d) ** 2) for p, d in pairs) / sum(d.size for _, d in pairs)
+        assert pooled[name] == pytest.approx(20 * np.log10(1 / np.sqrt(mse)), rel=1e-5), name
+        assert per_image[name] >= pooled[name] - 1e-6  # Jensen: the mean of -log MSE is at least -log of the mean
+    # 16 px patches get one MS-SSIM scale: MS-SSIM is SSIM there (both positive here)
+    ms_ssim, ssim = _by_slice(evaluation.uri, "ms_ssim_input"), _by_slice(evaluation.uri, "input_ssim")
+    for name in images:
+        assert ms_ssim[name] == pytest.approx(ssim[name], rel=1e-5)
 
 
 def test_not_blessed_run_names_failed_thresholds_and_compares_with_the_baseline(run, tmp_path):

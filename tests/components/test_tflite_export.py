@@ -11,7 +11,7 @@ from tfx.types import standard_artifacts
 
 from phone2dslr.components.tflite_export.component import TFLiteExport, TFLiteModels
 from phone2dslr.components.tflite_export.executor import Executor, parse_parameters
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks, tflite_convert, tflite_runtime
 from tests.export.test_tflite import dslr_like, save_generator, smooth_images, tiny_generator
 
 PARAMS = {
@@ -85,7 +85,7 @@ def test_blessed_model_ships_the_variants_that_pass(inputs, tmp_path):
     output = _output(tmp_path)
     Executor().Do(dict(inputs, model_blessing=[_blessing(tmp_path, 1)]), {"tflite_models": [output]}, dict(PARAMS))
 
-    results = tflite.read_results(output.uri)
+    results = tflite_checks.read_results(output.uri)
     assert results["shipped"] == ["float32", "int8"]  # float16's bound of 200 dB cannot hold
     assert results["model_blessed"] is True
     assert results["eval_images"] == 2 and results["paired_eval_images"] == 1
@@ -101,24 +101,26 @@ def test_blessed_model_ships_the_variants_that_pass(inputs, tmp_path):
     assert output.get_int_custom_property("model_blessed") == 1
     assert output.get_float_custom_property("psnr") == pytest.approx(results["variants"]["float32"]["psnr"])
     assert 0.0 < output.get_float_custom_property("ssim") <= 1.0
+    for key in ("psnr_pooled", "ms_ssim"):
+        assert output.get_float_custom_property(key) == pytest.approx(results["variants"]["float32"][key])
 
     image = np.full([40, 30, 3], 0.5, np.float32)  # the shipped file runs at any size
-    assert tflite.run_tflite(str(tmp_path / "tflite" / "float32.tflite"), image).shape == (1, 40, 30, 3)
+    assert tflite_runtime.run_tflite(str(tmp_path / "tflite" / "float32.tflite"), image).shape == (1, 40, 30, 3)
 
 
 def test_unblessed_model_ships_nothing(inputs, tmp_path):
     output = _output(tmp_path)
     Executor().Do(dict(inputs, model_blessing=[_blessing(tmp_path, 0)]), {"tflite_models": [output]}, dict(PARAMS))
 
-    assert sorted(p.name for p in (tmp_path / "tflite").iterdir()) == [tflite.RESULTS_FILE]
-    results = tflite.read_results(output.uri)
+    assert sorted(p.name for p in (tmp_path / "tflite").iterdir()) == [tflite_checks.RESULTS_FILE]
+    results = tflite_checks.read_results(output.uri)
     assert results["shipped"] == [] and results["model_blessed"] is False and "not blessed" in results["reason"]
     assert output.get_string_custom_property("shipped_variants") == ""
     assert output.get_int_custom_property("model_blessed") == 0
 
 
 def test_missing_split_is_a_clear_error(inputs, tmp_path):
-    with pytest.raises(tflite.TFLiteExportError, match="no split 'eval' .*have: train, test"):
+    with pytest.raises(tflite_convert.TFLiteExportError, match="no split 'eval' .*have: train, test"):
         Executor().Do(inputs, {"tflite_models": [_output(tmp_path)]}, dict(PARAMS, eval_split="eval"))
 
 
@@ -159,7 +161,7 @@ def test_runs_in_a_local_pipeline(inputs, tmp_path):
 
     (artifact,) = metadata_store.MetadataStore(connection).get_artifacts_by_type(TFLiteModels.TYPE_NAME)
     assert artifact.custom_properties["shipped_variants"].string_value == "float32"
-    assert tflite.read_results(artifact.uri)["variants"]["float32"]["passed"] is True
+    assert tflite_checks.read_results(artifact.uri)["variants"]["float32"]["passed"] is True
 
 
 def test_artifact_type_name_compiles_for_kubeflow_v2():

@@ -8,7 +8,7 @@ from PIL import ExifTags, Image
 
 from phone2dslr.export import enhance
 from phone2dslr.trainer.serving import export_image_generator
-from phone2dslr.export.tflite import convert
+from phone2dslr.export.tflite_convert import convert
 from phone2dslr import cli
 from phone2dslr.trainer import dped
 

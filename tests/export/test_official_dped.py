@@ -13,7 +13,8 @@ from PIL import Image
 
 from phone2dslr.export import official_dped, tiling
 from phone2dslr.export.enhance import load_enhancer
-from phone2dslr.export.tflite import SavedModelEnhancer, TFLiteRunner
+from phone2dslr.export.tflite_convert import SavedModelEnhancer
+from phone2dslr.export.tflite_runtime import TFLiteRunner
 from phone2dslr import cli
 
 FILTERS = 64  # the official shapes exactly

@@ -13,7 +13,7 @@ import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import tensorflow as tf
 import tf_keras as keras
 
-from phone2dslr.export import tflite
+from phone2dslr.export import tflite_checks, tflite_convert, tflite_runtime
 from phone2dslr.trainer.serving import export_image_generator
 
 BOUNDS = {"float32": 45.0, "float16": 40.0, "dynamic_int8": 20.0, "int8": 15.0}
@@ -58,38 +58,38 @@ def saved_model(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def eval_images() -> list[tflite.EvalImage]:
+def eval_images() -> list[tflite_checks.EvalImage]:
     phones = smooth_images(3, 32, 40, seed=1)
-    return [tflite.EvalImage(p, dslr_like(p) if i < 2 else None) for i, p in enumerate(phones)]
+    return [tflite_checks.EvalImage(p, dslr_like(p) if i < 2 else None) for i, p in enumerate(phones)]
 
 
 @pytest.fixture(scope="module")
 def references(saved_model, eval_images) -> list[np.ndarray]:
-    enhancer = tflite.SavedModelEnhancer(saved_model)
+    enhancer = tflite_convert.SavedModelEnhancer(saved_model)
     return [enhancer(i.phone) for i in eval_images]
 
 
 @pytest.fixture(scope="module")
 def converted(saved_model) -> dict[str, bytes]:
     representative = smooth_images(4, 24, 32, seed=2)
-    return {v: tflite.convert(saved_model, v, representative) for v in tflite.VARIANTS}
+    return {v: tflite_convert.convert(saved_model, v, representative) for v in tflite_convert.VARIANTS}
 
 
-@pytest.mark.parametrize("variant", tflite.VARIANTS)
+@pytest.mark.parametrize("variant", tflite_convert.VARIANTS)
 def test_every_variant_takes_two_input_sizes(converted, variant):
-    tflite.check_resizable(converted[variant])  # raises if not
+    tflite_runtime.check_resizable(converted[variant])  # raises if not
     for h, w in [(20, 28), (33, 17)]:
-        out = tflite.run_tflite(converted[variant], np.full([h, w, 3], 0.4, np.float32))
+        out = tflite_runtime.run_tflite(converted[variant], np.full([h, w, 3], 0.4, np.float32))
         assert out.shape == (1, h, w, 3) and out.dtype == np.float32
-    assert tflite.TFLiteRunner(converted[variant]).input_details["dtype"] == np.float32  # float contract
+    assert tflite_runtime.TFLiteRunner(converted[variant]).input_details["dtype"] == np.float32  # float contract
 
 
 def test_float32_matches_the_saved_model(converted, eval_images, references):
-    result = tflite.evaluate_variant("float32", converted["float32"], references, eval_images,
-                                     BOUNDS["float32"], latency_size=(16, 16), latency_runs=2)
+    result = tflite_checks.evaluate_variant("float32", converted["float32"], references, eval_images,
+                                            BOUNDS["float32"], latency_size=(16, 16), latency_runs=2)
     assert result.passed, result.reason
     assert result.parity_psnr > 45.0 and result.parity_max_abs < 1e-3
-    assert result.psnr is not None and result.ssim is not None  # two paired images
+    assert None not in (result.psnr, result.psnr_pooled, result.ssim, result.ms_ssim)  # two paired images
     assert result.latency_ms > 0 and result.input_size == [16, 16]
     assert result.input_shape_signature == [1, -1, -1, 3]
 
@@ -97,8 +97,8 @@ def test_float32_matches_the_saved_model(converted, eval_images, references):
 def test_a_different_network_fails_parity(eval_images, references):
     other = tiny_generator(seed=7)
     converter = tf.lite.TFLiteConverter.from_keras_model(other)
-    result = tflite.evaluate_variant("float32", converter.convert(), references, eval_images,
-                                     BOUNDS["float32"], latency_size=(16, 16), latency_runs=1)
+    result = tflite_checks.evaluate_variant("float32", converter.convert(), references, eval_images,
+                                            BOUNDS["float32"], latency_size=(16, 16), latency_runs=1)
     assert not result.passed
     assert "below the bound" in result.reason and result.parity_psnr < 45.0
 
@@ -107,7 +107,7 @@ def test_nan_weights_fail_with_a_clear_reason(eval_images, references):
     broken = tiny_generator(seed=0)
     broken.set_weights([np.full_like(w, np.nan) for w in broken.get_weights()])
     content = tf.lite.TFLiteConverter.from_keras_model(broken).convert()
-    result = tflite.evaluate_variant("float32", content, references, eval_images, BOUNDS["float32"])
+    result = tflite_checks.evaluate_variant("float32", content, references, eval_images, BOUNDS["float32"])
     assert not result.passed and "NaN" in result.reason
 
 
@@ -115,20 +115,20 @@ def test_a_fixed_size_model_is_not_resizable():
     image = keras.Input([32, 32, 3], batch_size=1)
     fixed = keras.Model(image, keras.layers.Reshape([32, 32, 3])(keras.layers.Flatten()(image)))
     content = tf.lite.TFLiteConverter.from_keras_model(fixed).convert()
-    with pytest.raises(tflite.TFLiteExportError, match="cannot be resized"):
-        tflite.check_resizable(content)
+    with pytest.raises(tflite_convert.TFLiteExportError, match="cannot be resized"):
+        tflite_runtime.check_resizable(content)
 
 
 def test_int8_needs_representative_images(saved_model):
-    with pytest.raises(tflite.TFLiteExportError, match="representative"):
-        tflite.convert(saved_model, "int8", [])
+    with pytest.raises(tflite_convert.TFLiteExportError, match="representative"):
+        tflite_convert.convert(saved_model, "int8", [])
 
 
 def test_export_writes_passed_models_and_results(saved_model, eval_images, tmp_path):
     bounds = dict(BOUNDS, float16=200.0)  # impossible bound: float16 must be failed, not shipped
-    report = tflite.export_variants(saved_model, str(tmp_path), eval_images, smooth_images(2, 24, 32, seed=3),
-                                    bounds, latency_size=(16, 16), latency_runs=1)
-    on_disk = json.loads((tmp_path / tflite.RESULTS_FILE).read_text())
+    report = tflite_checks.export_variants(saved_model, str(tmp_path), eval_images, smooth_images(2, 24, 32, seed=3),
+                                           bounds, latency_size=(16, 16), latency_runs=1)
+    on_disk = json.loads((tmp_path / tflite_checks.RESULTS_FILE).read_text())
     assert on_disk["shipped"] == report["shipped"] == ["float32", "dynamic_int8", "int8"]
     f16 = on_disk["variants"]["float16"]
     assert not f16["passed"] and "below the bound 200.00" in f16["reason"] and f16["file"] is None
@@ -137,10 +137,13 @@ def test_export_writes_passed_models_and_results(saved_model, eval_images, tmp_p
         entry = on_disk["variants"][variant]
         assert entry["file"] == f"{variant}.tflite"
         assert entry["size_bytes"] == os.path.getsize(tmp_path / entry["file"])
-        for key in ("parity_max_abs", "parity_psnr", "psnr", "ssim", "latency_ms", "input_size"):
+        for key in ("parity_max_abs", "parity_psnr", "psnr", "psnr_pooled", "ssim", "ms_ssim", "latency_ms",
+                    "input_size"):
             assert entry[key] is not None, (variant, key)
     assert on_disk["variants"]["float16"]["size_bytes"] < on_disk["variants"]["float32"]["size_bytes"]
     assert on_disk["eval_images"] == 3 and on_disk["paired_eval_images"] == 2
+    for model in ("saved_model", "phone_input"):
+        assert set(on_disk["reference"][model]) == {"psnr", "psnr_pooled", "ssim", "ms_ssim"}
     assert on_disk["reference"]["saved_model"]["psnr"] > 0
     float32_parity = on_disk["variants"]["float32"]["parity_psnr"]
     assert float(float32_parity) > 45.0  # "inf" when bit-identical
@@ -153,13 +156,13 @@ def test_quality_gate_fails_variants_that_do_not_beat_the_phone_input(eval_image
                                  bias_initializer="ones")
     saved_model = save_generator(keras.Model(inputs, invert(inputs)), str(tmp_path / "invert"))
     variants = ("float32", "dynamic_int8")
-    open_gate = tflite.export_variants(saved_model, str(tmp_path / "open"), eval_images, None, BOUNDS,
-                                       variants=variants, latency_size=(16, 16), latency_runs=1,
-                                       min_psnr_gain=-100.0)
+    open_gate = tflite_checks.export_variants(saved_model, str(tmp_path / "open"), eval_images, None, BOUNDS,
+                                              variants=variants, latency_size=(16, 16), latency_runs=1,
+                                              min_psnr_gain=-100.0)
     assert open_gate["shipped"] == list(variants)
-    gated = tflite.export_variants(saved_model, str(tmp_path / "gated"), eval_images, None, BOUNDS,
-                                   variants=variants, latency_size=(16, 16), latency_runs=1,
-                                   min_psnr_gain=0.0)
+    gated = tflite_checks.export_variants(saved_model, str(tmp_path / "gated"), eval_images, None, BOUNDS,
+                                          variants=variants, latency_size=(16, 16), latency_runs=1,
+                                          min_psnr_gain=0.0)
     phone_psnr = gated["reference"]["phone_input"]["psnr"]
     for variant in variants:
         entry = gated["variants"][variant]
@@ -167,3 +170,22 @@ def test_quality_gate_fails_variants_that_do_not_beat_the_phone_input(eval_image
         assert not entry["passed"] and "does not beat the phone input" in entry["reason"]
         assert (tmp_path / "gated" / "rejected" / f"{variant}.tflite").exists()
     assert gated["shipped"] == []
+
+
+def test_quality_pools_psnr_over_every_pixel_and_averages_the_rest():
+    """psnr_pooled restated from DPED (train_model.py:101-106): one MSE over all values of all images,
+    so a larger image weighs more; psnr / ssim / ms_ssim are plain means over the images."""
+    rng = np.random.default_rng(4)
+    targets = smooth_images(1, 16, 16, seed=8) + smooth_images(1, 40, 48, seed=9)
+    outputs = [np.clip(t + rng.normal(0, s, t.shape), 0, 1).astype(np.float32) for t, s in zip(targets, (0.2, 0.01))]
+    q = tflite_checks.quality(outputs, targets)
+    squared = sum(float(np.sum((np.float64(o) - t) ** 2)) for o, t in zip(outputs, targets))
+    values = sum(t.size for t in targets)
+    assert q["psnr_pooled"] == pytest.approx(20 * np.log10(1 / np.sqrt(squared / values)), rel=1e-6)
+    per_image = [10 * np.log10(1 / np.mean((np.float64(o) - t) ** 2)) for o, t in zip(outputs, targets)]
+    assert q["psnr"] == pytest.approx(np.mean(per_image), rel=1e-5)
+    assert q["ms_ssim"] == pytest.approx(np.mean([tflite_checks.ms_ssim(o, t) for o, t in zip(outputs, targets)]))
+    assert 0 < q["ssim"] < 1 and 0 < q["ms_ssim"] < 1
+    tiny = tflite_checks.quality([outputs[0][:, :8, :8]], [targets[0][:, :8, :8]])
+    assert tiny["ssim"] is None and tiny["ms_ssim"] is None and tiny["psnr_pooled"] is not None
+    assert tflite_checks.quality([], []) == dict.fromkeys(tflite_checks.QUALITY_KEYS)

@@ -94,7 +94,7 @@ def test_trained_run_produces_every_artifact(runs):
 
 
 def test_improving_model_is_blessed_and_pushed_with_tflite(runs):
-    from phone2dslr.export import tflite
+    from phone2dslr.export import tflite_checks
 
     cfg, results = runs
     a = results["improving"]
@@ -109,7 +109,7 @@ def test_improving_model_is_blessed_and_pushed_with_tflite(runs):
     assert destination.parent == Path(cfg.serving_dir) and (destination / "saved_model.pb").exists()
     shipped = sorted(p.name for p in (destination / "tflite").glob("*.tflite"))
     assert shipped == ["dynamic_int8.tflite", "float32.tflite"]  # float16's parity bound cannot be met
-    checks = json.loads((destination / "tflite" / tflite.RESULTS_FILE).read_text())
+    checks = json.loads((destination / "tflite" / tflite_checks.RESULTS_FILE).read_text())
     assert not checks["variants"]["float16"]["passed"] and "below the bound" in checks["variants"]["float16"]["reason"]
     assert checks["variants"]["float32"]["psnr"] > checks["reference"]["phone_input"]["psnr"] + 10
     page = Path(a["RunReport", "report"].uri, "index.html").read_text()
