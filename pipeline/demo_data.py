@@ -34,6 +34,9 @@ Both layouts are cut from the same pairs. Training patches use an overlapping gr
 the way DPED cut many 100x100 patches per photo; test patches do not overlap, so every test pixel
 counts once in PSNR/SSIM. Test photos are held out entirely (`TRAIN_PHOTOS`, `TEST_PHOTOS`), and
 the two views of the stereo motorcycle scene stay on the same side, since they show one scene.
+Beside the patches, a photo manifest (`photos.csv`: name stem, photo, scene; the image
+ExampleGen's format) says which photo and scene every patch was cut from, so the ingest splits
+train/eval by scene and no photo is in both.
 """
 from __future__ import annotations
 
@@ -69,11 +72,16 @@ TEST_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "rocket")
 UNPAIRED_A_PHOTOS: tuple[str, ...] = ("astronaut", "hubble_deep_field")  # trainA: phone patches
 UNPAIRED_B_PHOTOS: tuple[str, ...] = ("motorcycle_left", "motorcycle_right")  # trainB: DSLR patches
 
+# The scene a photo shows; photos not listed are their own scene. The stereo views are one scene.
+SCENES: dict[str, str] = {"motorcycle_left": "motorcycle", "motorcycle_right": "motorcycle"}
+
 MAX_SIDE = 640  # photos larger than this are downscaled: modest full-size images, seconds to build
 DSLR_SIDE = "canon"  # DPED's folder name for the DSLR side
 MARKER = "DONE.json"  # written last: its presence means the dataset is complete
 _OWNER = ".phone2dslr-demo"  # written first and kept: the folders beside it are ours to replace
-_FORMAT = 1  # bump when the output changes for the same parameters, so `ensure` rebuilds
+_FORMAT = 2  # bump when the output changes for the same parameters, so `ensure` rebuilds
+# The image ExampleGen's photo manifest (components/image_example_gen/splitting.py), per folder group.
+MANIFEST_HEADER = ("name", "photo", "scene")
 _SAVE_QUALITY = 95
 _GAMMA = 2.2  # sRGB approximated as a pure power law; the simulation runs in linear light
 
@@ -221,6 +229,7 @@ def generate(
         d.mkdir(parents=True, exist_ok=True)
 
     counts = dict.fromkeys(_FOLDER_COUNTS.values(), 0)
+    rows: dict[str, list[tuple[str, str, str]]] = {key: [] for key in _MANIFESTS}
     drawn: dict[str, dict] = {}
     for index, (name, dslr) in enumerate(photos.items()):
         rng = np.random.default_rng([seed, index])
@@ -233,18 +242,23 @@ def generate(
             window = (slice(top, top + patch_size), slice(left, left + patch_size))
             phone_jpg = _encode(phone_img[window], quality=_SAVE_QUALITY, subsampling=0)
             dslr_jpg = _encode(dslr[window], quality=_SAVE_QUALITY, subsampling=0)
-            named = f"{name}_{k:03d}.jpg"
+            stem = f"{name}_{k:03d}"
+            named = f"{stem}.jpg"
+            scene = SCENES.get(name, name)
             if is_test:
                 n = counts["test_pairs"]
                 (dirs["test_phone"] / f"{n}.jpg").write_bytes(phone_jpg)
                 (dirs["test_dslr"] / f"{n}.jpg").write_bytes(dslr_jpg)
                 (dirs["testA"] / named).write_bytes(phone_jpg)
                 (dirs["testB"] / named).write_bytes(dslr_jpg)
+                rows["dped_test"].append((str(n), name, scene))
+                rows["unpaired_test"].append((stem, name, scene))
                 counts["test_pairs"] += 1
                 continue
             n = counts["train_pairs"]
             (dirs["train_phone"] / f"{n}.jpg").write_bytes(phone_jpg)
             (dirs["train_dslr"] / f"{n}.jpg").write_bytes(dslr_jpg)
+            rows["dped_train"].append((str(n), name, scene))
             counts["train_pairs"] += 1
             if name in UNPAIRED_A_PHOTOS:
                 (dirs["trainA"] / named).write_bytes(phone_jpg)
@@ -252,11 +266,15 @@ def generate(
             elif name in UNPAIRED_B_PHOTOS:
                 (dirs["trainB"] / named).write_bytes(dslr_jpg)
                 counts["unpaired_b"] += 1
+            if name in UNPAIRED_A_PHOTOS or name in UNPAIRED_B_PHOTOS:
+                rows["unpaired_train"].append((stem, name, scene))
         if is_test:
             n = counts["full_size_images"]
             (dirs["full_size"] / f"{n}.jpg").write_bytes(_encode(phone_img, _SAVE_QUALITY, subsampling=0))
             counts["full_size_images"] += 1
 
+    for key, path in manifest_paths(out, phone).items():
+        path.write_text("".join(",".join(row) + "\n" for row in [MANIFEST_HEADER, *rows[key]]))
     marker = {**_marker_params(seed, phone, patch_size, stride, full_size), "counts": counts,
               "train_photos": list(TRAIN_PHOTOS), "test_photos": list(TEST_PHOTOS),
               "unpaired_a_photos": list(UNPAIRED_A_PHOTOS), "unpaired_b_photos": list(UNPAIRED_B_PHOTOS),
@@ -385,6 +403,17 @@ def _folders(out: Path, phone: str) -> dict[str, Path]:
     }
 
 
+_MANIFESTS = ("dped_train", "dped_test", "unpaired_train", "unpaired_test")
+
+
+def manifest_paths(out: str | os.PathLike, phone: str = "iphone") -> dict[str, Path]:
+    """Where the photo manifests go: beside training_data/<phone> and test_data/patches (dped), in the
+    root (unpaired); the image ExampleGen looks for them there."""
+    dped, unpaired = Path(out) / "dped" / phone, Path(out) / "unpaired"
+    return {"dped_train": dped / "training_data" / "photos.csv", "dped_test": dped / "test_data" / "photos.csv",
+            "unpaired_train": unpaired / "train_photos.csv", "unpaired_test": unpaired / "test_photos.csv"}
+
+
 # Which count of the marker each folder's number of files must equal.
 _FOLDER_COUNTS = {"train_phone": "train_pairs", "train_dslr": "train_pairs", "test_phone": "test_pairs",
                   "test_dslr": "test_pairs", "full_size": "full_size_images", "trainA": "unpaired_a",
@@ -393,8 +422,9 @@ _FOLDER_COUNTS = {"train_phone": "train_pairs", "train_dslr": "train_pairs", "te
 
 def _files_match(out: Path, phone: str, counts: dict) -> bool:
     """Cheap completeness check: every folder holds exactly as many files as the marker says."""
-    return all(d.is_dir() and sum(1 for _ in d.glob("*.jpg")) == counts.get(_FOLDER_COUNTS[key])
-               for key, d in _folders(out, phone).items())
+    return (all(d.is_dir() and sum(1 for _ in d.glob("*.jpg")) == counts.get(_FOLDER_COUNTS[key])
+                for key, d in _folders(out, phone).items())
+            and all(p.is_file() for p in manifest_paths(out, phone).values()))
 
 
 def _summary(out: Path, phone: str, seed: int, counts: dict, generated: bool,

@@ -3,6 +3,13 @@
 Paired methods (DPED) need examples holding both images; WESPE draws its phone and DSLR batches
 from two independently shuffled streams, so it trains on unpaired folders and ignores pairing in
 paired ones. Validation always uses pairs: PSNR/SSIM need a target.
+
+Mixing: a photo's patches may sit next to each other in a file (the image ExampleGen writes its
+splits in a seeded random order, but other writers need not), and a shuffle buffer only mixes what
+it holds. So training streams shuffle the file order (seeded, again every epoch), read
+`CYCLE_LENGTH` files at once one record from each in turn (interleave), then shuffle through
+`SHUFFLE_BUFFER` examples. Every step is deterministic given the seed: the same seed gives the
+same batches, in the same order.
 """
 from __future__ import annotations
 
@@ -14,6 +21,16 @@ from phone2dslr.trainer.preprocessing import DOMAIN, DSLR, PHONE
 
 Batch = dict[str, tf.Tensor]
 
+# Examples held by the shuffle buffer. It holds encoded bytes, not decoded images: a 100 px DPED
+# patch pair is ~16 KB, so 2048 of them are ~32 MB of host memory per stream. Interleaving
+# CYCLE_LENGTH files already puts patches of CYCLE_LENGTH different files side by side, so the
+# buffer only has to mix within that window; 2048 >> a batch (DPED: 50) keeps consecutive batches
+# nearly independent.
+SHUFFLE_BUFFER = 2048
+# Files read at once. Each open GZIP reader costs a few hundred KB; 16 files give 16 sources (and
+# 16 photos when a file holds one photo's patches) within any 16 consecutive records.
+CYCLE_LENGTH = 16
+
 
 def expand(patterns: list[str]) -> list[str]:
     """TFX hands over file patterns (`.../Split-train/*`); tf.data needs the files themselves."""
@@ -23,9 +40,16 @@ def expand(patterns: list[str]) -> list[str]:
     return files
 
 
-def _raw_examples(files: list[str], raw_feature_spec: dict[str, Any]) -> tf.data.Dataset:
-    files_ds = tf.data.Dataset.from_tensor_slices(expand(files))
-    ds = tf.data.TFRecordDataset(files_ds, compression_type="GZIP")
+def _raw_examples(files: list[str], raw_feature_spec: dict[str, Any], shuffle_files: bool = False,
+                  seed: int = 0) -> tf.data.Dataset:
+    """Parsed examples; with shuffle_files, files in a seeded order (reshuffled each epoch), interleaved."""
+    names = expand(files)
+    files_ds = tf.data.Dataset.from_tensor_slices(names)
+    if shuffle_files:
+        files_ds = files_ds.shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
+    ds = files_ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+                             cycle_length=min(CYCLE_LENGTH, len(names)), block_length=1,
+                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.map(lambda s: tf.io.parse_single_example(s, raw_feature_spec),
                   num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -39,12 +63,18 @@ def _transformed(ds: tf.data.Dataset, transform: Callable[[Any], Batch], batch: 
 
 
 def paired_dataset(files: list[str], raw_feature_spec: dict[str, Any], transform: Callable[[Any], Batch],
-                   batch: int, shuffle: bool, repeat: bool, seed: int = 0) -> tf.data.Dataset:
-    """Batches {phone, dslr} of aligned pairs."""
-    ds = _raw_examples(files, raw_feature_spec).filter(
+                   batch: int, shuffle: bool, repeat: bool, seed: int = 0,
+                   shuffle_buffer: int = SHUFFLE_BUFFER) -> tf.data.Dataset:
+    """Batches {phone, dslr} of aligned pairs (what `transform` makes of them: [batch, H, W, 3] float32).
+
+    files: TFRecord paths or glob patterns (GZIP tf.Examples); raises FileNotFoundError when none
+    match. shuffle: seeded file order + interleave + `shuffle_buffer` (see the module docstring);
+    without it the files are read in name order, interleaved, for a fixed validation stream.
+    """
+    ds = _raw_examples(files, raw_feature_spec, shuffle_files=shuffle, seed=seed).filter(
         lambda ex: tf.logical_and(_present(PHONE)(ex), _present(DSLR)(ex)))
     if shuffle:
-        ds = ds.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = _transformed(ds, transform, batch).map(lambda t: {PHONE: t[PHONE], DSLR: t[DSLR]})
@@ -52,12 +82,17 @@ def paired_dataset(files: list[str], raw_feature_spec: dict[str, Any], transform
 
 
 def unpaired_dataset(files: list[str], raw_feature_spec: dict[str, Any], transform: Callable[[Any], Batch],
-                     batch: int, seed: int = 0) -> tf.data.Dataset:
-    """Batches {phone, dslr} whose two halves come from independently shuffled streams."""
-    raw = _raw_examples(files, raw_feature_spec)
+                     batch: int, seed: int = 0, shuffle_buffer: int = SHUFFLE_BUFFER) -> tf.data.Dataset:
+    """Batches {phone, dslr} whose two halves come from independently shuffled streams (seeds seed, seed+1).
+
+    Each stream shuffles the file order, interleaves and shuffles as paired_dataset does, so the
+    phone half and the DSLR half each mix photos, and neither follows the other.
+    """
     streams = []
     for key, stream_seed in ((PHONE, seed), (DSLR, seed + 1)):
-        s = raw.filter(_present(key)).shuffle(2048, seed=stream_seed).repeat()
+        raw = _raw_examples(files, raw_feature_spec, shuffle_files=True, seed=stream_seed)
+        s = raw.filter(_present(key)).shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True)
+        s = s.repeat()
         streams.append(_transformed(s, transform, batch).map(lambda t, k=key: t[k]))
     return tf.data.Dataset.zip(tuple(streams)).map(
         lambda a, b: {PHONE: a, DSLR: b}).prefetch(tf.data.AUTOTUNE)

@@ -15,6 +15,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from phone2dslr.components.image_example_gen import executor
 from phone2dslr.components.image_example_gen.layout import IngestOptions, file_patterns
+from phone2dslr.components.image_example_gen.splitting import manifests
 
 
 class IngestReport(artifact.Artifact):
@@ -65,9 +66,9 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
                                 patch_size=patch_size, patch_stride=patch_stride,
                                 patches_per_image=patches_per_image, eval_percent=eval_percent,
                                 max_reject_fraction=float(max_reject_fraction), seed=seed)  # checks values now
-        input_config = example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=name, pattern=pattern)
-            for name, pattern in file_patterns(options).items()])
+        patterns = {**file_patterns(options), **{f"{m.group}_manifest": m.path for m in manifests(options)}}
+        input_config = example_gen_pb2.Input(splits=[  # the photo manifests too: editing one re-runs the split
+            example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in patterns.items()])
         spec = ImageExampleGenSpec(
             input_base=input_base, input_config=input_config, layout=layout, phone=phone, pairing=pairing,
             patch_size=patch_size, patch_stride=patch_stride, patches_per_image=patches_per_image,

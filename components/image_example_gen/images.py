@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from phone2dslr.errors import one_line  # noqa: F401  (also reading.py's: "<Type>: <message>" of a decoder error)
+
 KEEP_ORIGINAL_FORMATS = frozenset({"JPEG", "PNG"})
 PNG_COMPRESS_LEVEL = 1  # lossless at any level; on photo patches 1 is ~3x faster than 6 and no larger
 _EXIF_ORIENTATION = 0x0112
@@ -39,11 +41,6 @@ class Decoded:
     @property
     def size(self) -> tuple[int, int]:
         return self.image.size
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def decode(data: bytes) -> Decoded:

@@ -1,4 +1,4 @@
-"""Where the photos are: folder layouts, listing, pairing by name and the deterministic split.
+"""Where the photos are: folder layouts, listing and pairing by name (the split is in splitting.py).
 
 Listing happens inside Beam (one element per folder), so a folder of half a million photos is
 never held as one Python list in the launching process or shipped inside the job graph; only the
@@ -21,6 +21,7 @@ DPED_DSLR_FOLDER = "canon"
 LAYOUTS = ("dped", "unpaired")
 PAIRINGS = ("paired", "unpaired")
 PHONE_SIDE, DSLR_SIDE = "phone", "dslr"
+PHOTO_SIDE = "photo"  # a photo-manifest row joining a unit in GroupByName (see splitting.py)
 TRAIN_GROUP, TEST_GROUP = "train", "test"  # folder groups; the train group is split into train/eval
 
 
@@ -84,12 +85,17 @@ class Source(NamedTuple):
 
 
 class Unit(NamedTuple):
-    """Everything sharing one name stem within a folder group: normally one phone + one DSLR file."""
+    """Everything sharing one name stem within a folder group: normally one phone + one DSLR file.
+
+    photo / scene: the source photo and scene a photo manifest names for the stem ("" when none).
+    """
 
     group: str
     pair_id: str
     phone: tuple[str, ...]
     dslr: tuple[str, ...]
+    photo: str = ""
+    scene: str = ""
 
 
 def sources(options: IngestOptions) -> list[Source]:
@@ -155,21 +161,18 @@ def list_source(root: str, source: Source) -> tuple[list[tuple[tuple[str, str], 
     return images, others
 
 
-def make_unit(key: tuple[str, str], members: Iterable[tuple[str, str]]) -> Unit:
+def make_unit(key: tuple[str, str], members: Iterable[tuple[str, object]]) -> Unit:
+    """One unit from its GroupByName members: (side, relative path) per file, (PHOTO_SIDE, (photo, scene))
+    per manifest row (the smallest wins when a stem is listed twice, so the result is order-free)."""
     group, pair_id = key
     members = list(members)
     phone = tuple(sorted(rel for side, rel in members if side == PHONE_SIDE))
     dslr = tuple(sorted(rel for side, rel in members if side == DSLR_SIDE))
-    return Unit(group, pair_id, phone, dslr)
+    photo, scene = min((tuple(v) for side, v in members if side == PHOTO_SIDE), default=("", ""))
+    return Unit(group, pair_id, phone, dslr, photo, scene)
 
 
 def stable_int(text: str) -> int:
     """A 64-bit integer from text that is the same in every process and Python version."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
-
-def split_of(unit: Unit, eval_percent: int) -> str:
-    """test for the test folders; train or eval by a stable hash of the pair id otherwise."""
-    if unit.group == TEST_GROUP:
-        return F.TEST
-    return F.EVAL if stable_int(unit.pair_id) % 100 < eval_percent else F.TRAIN

@@ -16,18 +16,25 @@ from phone2dslr import features as F
 from phone2dslr.components.image_example_gen.images import (Decoded, Rejected, crop_bytes, decode, one_line,
                                                   patch_positions, whole_bytes)
 from phone2dslr.components.image_example_gen.layout import (DSLR_SIDE, PHONE_SIDE, TEST_GROUP, IngestOptions, Unit,
-                                                  split_of, stable_int)
+                                                  stable_int)
+from phone2dslr.components.image_example_gen.splitting import (percent_cutoff, photo_id, split_by, split_key,
+                                                     split_of)
 
 Reader = Callable[[str], bytes]
 
 
 @dataclass
 class UnitResult:
-    """(split, serialized tf.Example) pairs, reject records (dicts) and counts keyed "group.name"."""
+    """(split, serialized tf.Example) pairs, reject records (dicts) and counts keyed "group.name".
+
+    distinct: (count name, id) pairs counted once across all units (photos and scenes per split
+    and source span many units), so the executor deduplicates them before summing.
+    """
 
     examples: list[tuple[str, bytes]] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
     counts: collections.Counter = field(default_factory=collections.Counter)
+    distinct: set[tuple[str, str]] = field(default_factory=set)
 
     def reject(self, root: str, rel: str, split: str, reason: str, detail: str) -> None:
         self.rejects.append({"path": os.path.join(root, rel), "split": split, "reason": reason, "detail": detail})
@@ -39,6 +46,13 @@ class UnitResult:
             self.counts["files.kept"] += 1
             for kind in d.kinds:
                 self.counts[f"normalised.{kind}"] += 1
+
+    def per_source(self, unit: Unit, source: str, split: str, examples: int) -> None:
+        """Examples, photos and scenes per (camera source, split): "by_source.<source>.<split>.<what>"."""
+        prefix = f"by_source.{source}.{split}"
+        self.counts[f"{prefix}.examples"] += examples
+        self.distinct.add((f"{prefix}.photos", photo_id(unit)))
+        self.distinct.add((f"{prefix}.scenes", unit.scene or photo_id(unit)))
 
 
 def read_file(root: str, rel: str) -> bytes:
@@ -66,12 +80,23 @@ def make_example(*, phone: bytes, dslr: bytes, pair_id: str, patch_index: int, d
 
 
 def process_unit(unit: Unit, options: IngestOptions, test_has_pairs: bool = True,
-                 read: Reader | None = None) -> UnitResult:
-    """Examples for one unit. The test split stays paired whenever the test folders hold pairs."""
+                 read: Reader | None = None, eval_cutoff: int | None = None) -> UnitResult:
+    """Examples for one unit. The test split stays paired whenever the test folders hold pairs.
+
+    eval_cutoff: the hash below which the unit's scene / photo goes to eval (splitting.eval_cutoff,
+    computed over all groups); None falls back to plain hash bucketing at options.eval_percent.
+    A unit holding only a manifest row (no file of that name) is counted as "manifest.unmatched".
+    """
     read = read or (lambda rel: read_file(options.input_base, rel))
     out = UnitResult()
+    if not unit.phone and not unit.dslr:
+        out.counts["manifest.unmatched"] += 1
+        return out
     out.counts["files.seen"] += len(unit.phone) + len(unit.dslr)
-    split = split_of(unit, options.eval_percent)
+    split = split_of(unit, percent_cutoff(options.eval_percent) if eval_cutoff is None else eval_cutoff)
+    if unit.group != TEST_GROUP:
+        out.counts[f"split_by.{split_by(unit)}"] += 1
+        out.distinct.add((f"split_groups.{split}", split_key(unit)))
     if options.pairing == "paired" or (unit.group == TEST_GROUP and test_has_pairs):
         _pair(unit, split, options, read, out)
     else:
@@ -143,6 +168,7 @@ def _pair(unit: Unit, split: str, options: IngestOptions, read: Reader, out: Uni
     out.kept(phone, dslr)
     out.counts[f"pairs_kept.{split}"] += 1
     out.counts[f"examples.{split}"] += len(positions or [None])
+    out.per_source(unit, options.phone, split, len(positions or [None]))
 
 
 def _single(unit: Unit, rel: str, side: str, split: str, options: IngestOptions, read: Reader,
@@ -173,3 +199,4 @@ def _single(unit: Unit, rel: str, side: str, split: str, options: IngestOptions,
     out.kept(image)
     out.counts[f"singles_kept.{domain.decode()}"] += 1
     out.counts[f"examples.{split}"] += len(crops)
+    out.per_source(unit, options.phone if is_a else F.DSLR_SOURCE.decode(), split, len(crops))

@@ -14,7 +14,8 @@ from typing import Mapping
 import tensorflow as tf
 
 from phone2dslr import features as F
-from phone2dslr.components.image_example_gen.layout import IngestOptions
+from phone2dslr.components.image_example_gen.layout import TRAIN_GROUP, IngestOptions
+from phone2dslr.components.image_example_gen.splitting import SPLIT_BY, manifests
 
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_JSON = "summary.json"
@@ -30,6 +31,43 @@ def _top(reasons: Mapping[str, int], n: int = 4) -> str:
     ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     text = ", ".join(f"{k}: {v}" for k, v in ranked[:n])
     return text + (", ..." if len(ranked) > n else "")
+
+
+def by_source(counts: Mapping[str, int]) -> dict[str, dict[str, dict[str, int]]]:
+    """{source: {split: {"examples", "photos", "scenes"}}} from the "by_source.<source>.<split>.<what>" counts.
+
+    source is the camera: the phone folder name, or "dslr" for DSLR-only (unpaired) examples.
+    """
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for key, value in _group(counts, "by_source").items():
+        source, split, what = key.rsplit(".", 2)
+        out.setdefault(source, {}).setdefault(split, {"examples": 0, "photos": 0, "scenes": 0})[what] = int(value)
+    return {source: {s: splits[s] for s in F.SPLITS if s in splits} for source, splits in out.items()}
+
+
+def split_summary(counts: Mapping[str, int], options: IngestOptions) -> tuple[dict, list[str]]:
+    """How train/eval was decided (by scene, photo or file) and the warnings that calls for."""
+    manifest = next(m for m in manifests(options) if m.group == TRAIN_GROUP)
+    where = os.path.join(options.input_base, manifest.path)
+    decided = {k: int(counts.get(f"split_by.{k}", 0)) for k in SPLIT_BY}
+    split = {
+        "rule": (f"training files are split into train/eval by a stable hash of their scene id (else photo id, else "
+                 f"file id) from {where}; eval holds the {options.eval_percent}% of groups with the smallest hashes "
+                 f"(at least one when there are two or more and eval_percent > 0)"),
+        "decided_by": decided,
+        "groups": {s: int(counts.get(f"split_groups.{s}", 0)) for s in (F.TRAIN, F.EVAL)},
+        "manifest": {k: int(counts.get(f"manifest.{k}", 0)) for k in ("rows", "bad_rows", "unmatched")},
+    }
+    warnings = []
+    listed = decided["scene"] + decided["photo"]
+    if decided["file"] and (options.layout == "dped" or listed):
+        warnings.append(f"{decided['file']} training name stems have no row in {where}: each was split as a photo of "
+                        f"its own, so patches cut from one photo may be in both train and eval")
+    if split["manifest"]["bad_rows"]:
+        warnings.append(f"{split['manifest']['bad_rows']} rows of the photo manifests lack a name or a photo")
+    if split["manifest"]["unmatched"]:
+        warnings.append(f"{split['manifest']['unmatched']} photo manifest rows name no image file")
+    return split, warnings
 
 
 def build_summary(counts: Mapping[str, int], options: IngestOptions, report_uri: str) -> dict:
@@ -49,11 +87,14 @@ def build_summary(counts: Mapping[str, int], options: IngestOptions, report_uri:
     elif fraction > options.max_reject_fraction:
         error = (f"image ExampleGen: {files['rejected']} of {files['seen']} image files ({fraction:.0%}) were set "
                  f"aside, more than max_reject_fraction {options.max_reject_fraction:g} ({_top(rejects)}); {where}")
+    split, split_warnings = split_summary(counts, options)
     return {
         "status": "failed" if error else "ok",
         "error": error,
-        "warnings": [f"split {s!r} has no examples" for s, n in examples.items() if n == 0],
+        "warnings": [f"split {s!r} has no examples" for s, n in examples.items() if n == 0] + split_warnings,
         "examples": examples,
+        "split": split,
+        "by_source": by_source(counts),
         "pairs_kept": {s: int(counts.get(f"pairs_kept.{s}", 0)) for s in F.SPLITS},
         "single_images_kept": _group(counts, "singles_kept"),
         "files": files,
@@ -82,6 +123,13 @@ def summary_text(summary: dict) -> str:
         "set aside: " + (", ".join(f"{k} {v}" for k, v in summary["rejects"].items()) or "none")
         + f" (one line per file in {summary['rejects_file']})",
     ]
+    decided, groups = summary["split"]["decided_by"], summary["split"]["groups"]
+    by = ", ".join(f"{k} {v}" for k, v in decided.items() if v) or "nothing (no training files)"
+    lines.insert(3, f"train/eval split by {by} (training name stems) -> "
+                 + ", ".join(f"{k} {v}" for k, v in groups.items()) + " groups")
+    for i, (source, splits) in enumerate(summary["by_source"].items()):
+        lines.insert(4 + i, f"source {source}: " + "; ".join(
+            f"{s} {c['photos']} photos / {c['scenes']} scenes / {c['examples']} examples" for s, c in splits.items()))
     if summary["single_images_kept"]:
         lines.insert(4, "single images kept: " + ", ".join(f"{k} {v}" for k, v in summary["single_images_kept"].items()))
     lines += [f"warning: {w}" for w in summary["warnings"]]

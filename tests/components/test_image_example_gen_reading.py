@@ -11,8 +11,9 @@ from PIL import Image
 
 from phone2dslr import features as F
 from phone2dslr.components.image_example_gen.layout import (IngestError, IngestOptions, Unit, check_layout, list_source,
-                                                  make_unit, sources, split_of)
+                                                  make_unit, sources)
 from phone2dslr.components.image_example_gen.reading import process_unit
+from phone2dslr.components.image_example_gen.splitting import percent_cutoff, split_of
 from tests.components.image_example_gen_helpers import decode, dped_dirs, encode, make_dataset, rgb, write
 
 
@@ -198,13 +199,13 @@ def test_test_split_stays_paired_when_pairs_exist(tmp_path):
     assert sorted(_parse(ex)[F.DOMAIN] for _, ex in singles.examples) == [b"A", b"B"]
 
 
-def test_split_is_a_stable_hash_of_the_pair_id():
+def test_split_without_a_manifest_is_a_stable_hash_of_the_pair_id():
     units = [Unit("train", f"iphone/training_data/{i}", (), ()) for i in range(2000)]
-    splits = [split_of(u, 10) for u in units]
-    assert splits == [split_of(u, 10) for u in units]
+    splits = [split_of(u, percent_cutoff(10)) for u in units]
+    assert splits == [split_of(u, percent_cutoff(10)) for u in units]
     assert 0.07 < splits.count(F.EVAL) / len(splits) < 0.13
-    assert all(split_of(u, 0) == F.TRAIN for u in units[:100])
-    assert split_of(Unit("test", "x", (), ()), 50) == F.TEST
+    assert all(split_of(u, percent_cutoff(0)) == F.TRAIN for u in units[:100])
+    assert split_of(Unit("test", "x", (), ()), percent_cutoff(50)) == F.TEST
 
 
 def test_layout_errors_are_one_line_and_name_the_path(tmp_path):

@@ -135,6 +135,35 @@ def test_written_files_follow_the_photo_split(demo):
     assert marker["counts"]["train_pairs"] == demo.train_pairs
 
 
+def test_photo_manifests_name_every_patch_photo_and_scene(demo):
+    """The manifests the image ExampleGen reads: every training / test patch listed with its photo and scene."""
+    from phone2dslr.components.image_example_gen.layout import IngestOptions
+    from phone2dslr.components.image_example_gen.splitting import check_manifests, read_manifest
+
+    def listed(root, layout):
+        options = IngestOptions(input_base=str(root), layout=layout, phone=PHONE)
+        found = check_manifests(options)  # raises on a header the ingest cannot read
+        assert len(found) == 2
+        return {m.group: {key[1].rsplit("/", 1)[1]: value[1] for key, value in read_manifest(str(root), m)}
+                for m in found}
+
+    scene = {p: demo_data.SCENES.get(p, p) for p in demo_data.PHOTO_FILES}
+    assert scene["motorcycle_left"] == scene["motorcycle_right"] and len(set(scene.values())) == 6
+    dped = listed(demo.dped_root, "dped")
+    train_dir = demo.dped_root / PHONE / "training_data" / PHONE
+    assert sorted(dped["train"]) == sorted(p.stem for p in train_dir.glob("*.jpg"))
+    assert {photo for photo, _ in dped["train"].values()} == set(demo_data.TRAIN_PHOTOS)
+    assert {photo for photo, _ in dped["test"].values()} == set(demo_data.TEST_PHOTOS)
+    assert all(s == scene[p] for group in dped.values() for p, s in group.values())
+    # Pair 0 is the first patch of the first training photo: the rows follow the generation order.
+    assert dped["train"]["0"][0] == next(p for p in demo_data.PHOTO_FILES if p in demo_data.TRAIN_PHOTOS)
+    unpaired = listed(demo.unpaired_root, "unpaired")
+    stems = {p.stem for folder in ("trainA", "trainB") for p in (demo.unpaired_root / folder).glob("*.jpg")}
+    assert set(unpaired["train"]) == stems
+    assert all(stem.rsplit("_", 1)[0] == photo for stem, (photo, _) in unpaired["train"].items())
+    assert set(unpaired["test"]) == {p.stem for p in (demo.unpaired_root / "testA").glob("*.jpg")}
+
+
 def test_unpaired_domains_share_no_pair(demo):
     """Each trainA file is one pair's phone side, each trainB file one pair's DSLR side; no pair is in both."""
     root = demo.unpaired_root
