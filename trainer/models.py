@@ -14,9 +14,9 @@ MODELS = {"dped": dped.create_model, "wespe": wespe.create_model}
 
 
 def create_model(train_cfg, patch_size: int = dped.DEFAULT_PATCH_SIZE) -> keras.Model:
-    """Built and compiled model for train_cfg.model; patch_size sizes DPED's discriminator."""
+    """Built and compiled model for train_cfg.model; patch_size sizes the DPED and WESPE-paper discriminators."""
     if train_cfg.model == "dped":
         return dped.create_model(train_cfg, patch_size=patch_size)
     if train_cfg.model == "wespe":
-        return wespe.create_model(train_cfg)
+        return wespe.create_model(train_cfg, patch_size=patch_size)
     raise ValueError(f"train.model {train_cfg.model!r} is not one of {', '.join(MODELS)}")
