@@ -6,6 +6,8 @@ import sys
 
 import phone2dslr    # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 from phone2dslr import config as config_lib
+from phone2dslr import console
+from phone2dslr.errors import one_line
 
 
 def _doctor(_: argparse.Namespace) -> int:
@@ -43,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     from phone2dslr.pipeline import local_runner
 
     cfg = config_lib.load(args.config, args.set)
-    return local_runner.run(cfg, until=args.until)
+    return local_runner.run(cfg, until=args.until, verbose=args.verbose)
 
 
 def _enhance(args: argparse.Namespace) -> int:
@@ -110,9 +112,8 @@ def _kubeflow(args: argparse.Namespace) -> int:
                                     experiment=args.experiment, enable_caching=caching)
             print(f"submitted run {run.run_id} to {args.endpoint or 'the in-cluster Kubeflow Pipelines'}")
     except Exception as e:  # noqa: BLE001 - a cluster's many failure types become one line
-        from phone2dslr.pipeline import outputs
-
-        print(f"submit failed (the package is written): {outputs.one_line(e)}", file=sys.stderr)
+        print(f"submit failed (the package is written): {one_line(e, prefer_ours=True, limit=2000)}",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -120,22 +121,30 @@ def _kubeflow(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phone2dslr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    # Every command takes --verbose after its name (`phone2dslr run --verbose`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="print everything: TensorFlow's C++ log, TFX's INFO log, the warnings a "
+                             "normal run hides as known noise (phone2dslr/console.py)")
 
-    p = sub.add_parser("run", help="run the TFX pipeline locally (LocalDagRunner)")
+    p = sub.add_parser("run", parents=[common],
+                       help="run the TFX pipeline locally (LocalDagRunner)")
     p.add_argument("--config", default="configs/demo.yaml")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set train.model=wespe")
     p.add_argument("--until", default=None, help="stop after this component (e.g. ExampleValidator)")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("demo-data", help="write the embedded demo dataset (DPED and unpaired layouts)")
+    p = sub.add_parser("demo-data", parents=[common],
+                       help="write the embedded demo dataset (DPED and unpaired layouts)")
     p.add_argument("--out", default="demo_data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--phone", default="iphone")
     p.set_defaults(func=_demo_data)
 
-    p = sub.add_parser("enhance", help="enhance photos (files or folders) with a .tflite, SavedModel or "
-                                       "official DPED checkpoint, tiled to bound memory")
+    p = sub.add_parser("enhance", parents=[common],
+                       help="enhance photos (files or folders) with a .tflite, SavedModel or "
+                            "official DPED checkpoint, tiled to bound memory")
     p.add_argument("inputs", nargs="+", help="JPEG/PNG files or folders of them")
     p.add_argument("--model", required=True,
                    help="a .tflite file, a SavedModel folder, or a TF1 checkpoint prefix (models_orig/iphone_orig)")
@@ -146,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_enhance)
 
-    p = sub.add_parser("import-dped", help="import the authors' DPED checkpoint (models_orig/<phone>_orig) "
-                                           "as a SavedModel and TFLite")
+    p = sub.add_parser("import-dped", parents=[common],
+                       help="import the authors' DPED checkpoint (models_orig/<phone>_orig) "
+                            "as a SavedModel and TFLite")
     p.add_argument("--checkpoint", required=True, help="checkpoint prefix, e.g. models_orig/iphone_orig")
     p.add_argument("--out", required=True, help="output folder: saved_model/ and <variant>.tflite")
     p.add_argument("--tflite", default="float32",
@@ -156,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a TFLite variant below this PSNR (dB) vs the SavedModel goes under rejected/")
     p.set_defaults(func=_import_dped)
 
-    p = sub.add_parser("kubeflow", help="compile the pipeline for Kubeflow Pipelines v2 (.yaml) or Vertex AI "
-                                        "(.json) and optionally submit it")
+    p = sub.add_parser("kubeflow", parents=[common],
+                       help="compile the pipeline for Kubeflow Pipelines v2 (.yaml) or Vertex AI "
+                            "(.json) and optionally submit it")
     p.add_argument("--config", default="configs/demo.yaml", help="the pipeline config (as for `run`)")
     p.add_argument("--profile", default="configs/cluster/kubeflow.yaml",
                    help="cluster profile laid over the config (configs/cluster/*.yaml)")
@@ -175,10 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                         "data.root are not noticed otherwise)")
     p.set_defaults(func=_kubeflow)
 
-    p = sub.add_parser("doctor", help="check that the installed stack imports")
+    p = sub.add_parser("doctor", parents=[common],
+                       help="check that the installed stack imports")
     p.set_defaults(func=_doctor)
 
     args = parser.parse_args(argv)
+    console.configure(verbose=args.verbose)  # before any command loads TensorFlow
     try:
         return args.func(args)
     except config_lib.ConfigError as e:

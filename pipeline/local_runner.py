@@ -9,7 +9,9 @@ import sys
 import time
 
 import phone2dslr    # noqa: F401  (Keras/TF environment first)
+from phone2dslr import console
 from phone2dslr.config import PipelineConfig
+from phone2dslr.errors import one_line
 from phone2dslr.pipeline import outputs
 
 
@@ -17,7 +19,8 @@ class _Progress(logging.Filter):
     """Turns TFX's INFO log into one line per component start/finish/cache hit; drops other INFO.
 
     A filter on the absl logger (not a handler) so the dropped records never reach the handlers
-    that Beam and TensorFlow install on the root logger; warnings and errors pass unchanged.
+    that Beam and TensorFlow install on the root logger; warnings and errors pass unchanged, and
+    with `verbose` the INFO records pass too.
     """
 
     _PATTERNS = (
@@ -26,9 +29,10 @@ class _Progress(logging.Filter):
         (re.compile(r"A cached execution (\d+) is used\."), "  (cached: execution {} reused)"),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         super().__init__()
         self._start = time.monotonic()
+        self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING:
@@ -38,16 +42,19 @@ class _Progress(logging.Filter):
             match = pattern.fullmatch(message)
             if match:
                 print(f"[{time.monotonic() - self._start:6.0f}s] " + template.format(match.group(1)), flush=True)
-        return False
+        return self.verbose
 
 
-def _show_progress() -> None:
+def _show_progress(verbose: bool = False) -> None:
     from absl import logging as absl_logging
 
     absl_logger = absl_logging.get_absl_logger()
     absl_logger.setLevel(logging.INFO)
+    for f in absl_logger.filters:
+        if isinstance(f, _Progress):
+            f.verbose = verbose
     if not any(isinstance(f, _Progress) for f in absl_logger.filters):
-        absl_logger.addFilter(_Progress())
+        absl_logger.addFilter(_Progress(verbose))
         # Components reset absl's verbosity while they run (it is a flag); keep INFO records
         # flowing into the filter, which alone decides what is printed.
         absl_logger.setLevel = lambda level: logging.Logger.setLevel(absl_logger, min(level, logging.INFO))
@@ -67,9 +74,28 @@ def _local_beam_args(args: list[str]) -> list[str]:
     return [*args, f"--setup_file={setup_py}"]
 
 
-def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = None) -> int:
+def _check_gpu() -> None:
+    """Say so when the machine has an NVIDIA GPU that TensorFlow cannot use.
+
+    TF_CPP_MIN_LOG_LEVEL=3 hides TensorFlow's own "failed call to cuInit" (on a machine without a
+    GPU it is noise); where a GPU is present, training silently on the CPU would not be honest.
+    Machines without GPU device files are not probed at all.
+    """
+    if not console.nvidia_gpu_present():
+        return
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        print("warning: this machine has an NVIDIA GPU that TensorFlow cannot use (driver or CUDA "
+              "libraries missing); running on the CPU. `--verbose` shows TensorFlow's CUDA messages.",
+              file=sys.stderr)
+
+
+def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = None,
+        verbose: bool = False) -> int:
     """Run (or resume from cache) the local pipeline and print where its results are.
 
+    verbose: print TFX's whole INFO log, not only one progress line per component.
     Returns a process exit code; failures end with one readable line rather than a Beam trace.
     """
     from tfx import v1 as tfx
@@ -82,12 +108,15 @@ def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = N
         print(f"demo data: {demo_data.ensure(config.data.demo_dir, seed=config.data.seed, phone=config.data.phone)}")
     os.makedirs(os.path.dirname(os.path.abspath(config.metadata_path)), exist_ok=True)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    _show_progress()
+    _show_progress(verbose)
+    _check_gpu()
     config = dataclasses.replace(config, beam_pipeline_args=_local_beam_args(config.beam_pipeline_args))
     try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata, until, **({"run_fn": run_fn} if run_fn else {})))
+        pipeline = create_pipeline(config, metadata, until, **({"run_fn": run_fn} if run_fn else {}))
+        tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # noqa: BLE001 - the one place that turns any failure into one line
-        print(f"pipeline failed: {outputs.one_line(e)}", file=sys.stderr)
+        # The innermost of our own errors says what to fix; TFX and Beam wrap it.
+        print(f"pipeline failed: {one_line(e, prefer_ours=True, limit=2000)}", file=sys.stderr)
         return 1
     print(outputs.summary(config))
     return 0

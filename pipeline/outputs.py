@@ -24,25 +24,6 @@ _REPORTED = (
 )
 
 
-def one_line(error: BaseException) -> str:
-    """The most specific message in an exception chain, on one line.
-
-    Our own errors (IngestError, ConfigError, ...) are raised deep inside executors and reach the
-    runner wrapped; their message is the one that tells a user what to fix.
-    """
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    ours = [x for x in chain if type(x).__module__.split(".")[0] == "phone2dslr"]
-    chosen = ours[-1] if ours else chain[-1]
-    text = " ".join(str(chosen).split()) or type(chosen).__name__
-    return f"{type(chosen).__name__}: {text}"[:2000]
-
-
 def latest_artifacts(config: PipelineConfig) -> dict[tuple[str, str], Any]:
     """Latest artifact of each reported (component, output) in the local MLMD database.
 
@@ -89,6 +70,16 @@ def summary(config: PipelineConfig) -> str:
     return "\n".join(lines)
 
 
+# The overall metrics printed, as TFMA stores them (pipeline/evaluation.py): label, model's metric,
+# phone input's metric, format, note. Older evaluations lack the pooled PSNR and MS-SSIM lines.
+_HEADLINE = (
+    ("test PSNR", "psnr", "input_psnr", "{:.2f} dB", " (mean of per-image PSNR)"),
+    ("test PSNR pooled", "psnr_pooled", "psnr_pooled_input", "{:.2f} dB", " (PSNR of the MSE over all pixels)"),
+    ("test SSIM", "ssim", "input_ssim", "{:.4f}", ""),
+    ("test MS-SSIM", "ms_ssim", "ms_ssim_input", "{:.4f}", " (scales as trainer/metrics.py)"),
+)
+
+
 def _verdict(artifacts: dict[tuple[str, str], Any]) -> list[str]:
     """Blessing, the headline metrics, and where the shipped files went."""
     lines = []
@@ -98,11 +89,10 @@ def _verdict(artifacts: dict[tuple[str, str], Any]) -> list[str]:
         blessed = os.path.exists(os.path.join(os.path.dirname(os.path.dirname(evaluation.uri)), "blessing",
                                               os.path.basename(evaluation.uri), "BLESSED"))
         lines.append(f"{'blessing':>16}: {'BLESSED' if blessed else 'NOT BLESSED'}")
-        if metrics:
-            lines.append(f"{'test PSNR':>16}: model {metrics.get('psnr', float('nan')):.2f} dB, "
-                         f"phone input {metrics.get('input_psnr', float('nan')):.2f} dB")
-            lines.append(f"{'test SSIM':>16}: model {metrics.get('ssim', float('nan')):.4f}, "
-                         f"phone input {metrics.get('input_ssim', float('nan')):.4f}")
+        for label, model, phone, form, note in _HEADLINE:
+            if model in metrics or phone in metrics:
+                lines.append(f"{label:>16}: model {form.format(metrics.get(model, float('nan')))}, "
+                             f"phone input {form.format(metrics.get(phone, float('nan')))}{note}")
     if ("RunReport", "report") in artifacts:
         lines.append(f"{'HTML report':>16}: {os.path.join(artifacts['RunReport', 'report'].uri, 'index.html')}")
     pushed = artifacts.get(("ModelPusher", "pushed_model"))

@@ -20,6 +20,7 @@ LAYERS = {
     "phone2dslr.config": 0,
     "phone2dslr.features": 0,
     "phone2dslr.errors": 0,
+    "phone2dslr.console": 0,
     "phone2dslr.trainer": 1,
     "phone2dslr.export": 2,
     "phone2dslr.components": 3,
