@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from phone2dslr.console import native_log_threshold
 from phone2dslr.export.tflite_convert import INPUT_KEY, TFLiteExportError
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
 
@@ -32,7 +33,9 @@ class TFLiteRunner:
 
     def __init__(self, model: str | bytes, threads: int = 2) -> None:
         content = model if isinstance(model, (bytes, bytearray)) else read_bytes(model)
-        self.interpreter = Interpreter(model_content=bytes(content), num_threads=threads)
+        # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" (INFO) here: held to TF_CPP_MIN_LOG_LEVEL.
+        with native_log_threshold():
+            self.interpreter = Interpreter(model_content=bytes(content), num_threads=threads)
         self._input, self._output = _io_indices(self.interpreter)
         self._hw: tuple[int, int] | None = None
 
@@ -45,7 +48,8 @@ class TFLiteRunner:
         if self._hw == (height, width):
             return
         self.interpreter.resize_tensor_input(self._input, [1, height, width, 3], strict=True)
-        self.interpreter.allocate_tensors()
+        with native_log_threshold():  # the delegate is applied (and logged) at allocation
+            self.interpreter.allocate_tensors()
         self._hw = (height, width)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
