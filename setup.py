@@ -36,6 +36,7 @@ setup(
         "scikit-image>=0.22",
         "scipy>=1.10",
         "PyYAML>=6",
+        "matplotlib>=3.8",
         "tqdm>=4",
     ],
     entry_points={"console_scripts": ["phone2dslr=phone2dslr.cli:main"]},

@@ -30,7 +30,7 @@ class DataConfig:
     patch_size: int = 100  # square patches cut from every split (test: non-overlapping grid)
     patch_stride: int = 0  # grid stride; 0 means patch_size (no overlap)
     patches_per_image: int = 0  # >0: that many seeded random patches per image instead of the grid
-    eval_percent: int = 10  # share of training pairs (by hash of pair id) written to the eval split
+    eval_percent: int = 10  # share of training scenes/photos (by hash of their id; photos.csv) held out as eval
     max_reject_fraction: float = 0.5  # fail the run when more of the input than this is set aside
     seed: int = 0
     demo_dir: str = ""  # when set, the embedded demo dataset is generated there if missing
@@ -52,11 +52,12 @@ class TrainConfig:
     log_images_every: int = 100
     loss_weights: dict[str, float] = field(default_factory=dict)  # explicit weights override the recipe's
     content: str = "vgg19"  # vgg19 | pixel (pixel needs no pretrained network)
-    vgg_weights: str = ""  # local Keras .h5 weights file or TF-Hub module directory
+    vgg_weights: str = ""  # local imagenet-vgg-verydeep-19.mat, Keras .h5 weights file or TF-Hub module directory
     head: str = ""  # generator output head: tanh | conv1x1; empty: the recipe's
     global_skip: bool = False  # generator predicts a correction added to the input (not in the papers)
     filters: int = 64
     augment: bool = True
+    pretrain_d_steps: int = -1  # D-only steps first (recipes that have them); -1: the recipe's
     jit_compile: bool = False
     backup_dir: str = ""  # checkpoints for resume; empty: <pipeline_root>/trainer_backup
     seed: int = 0
@@ -213,6 +214,8 @@ def validate(config: PipelineConfig) -> PipelineConfig:
     if d.patch_size == 0:
         raise ConfigError("data.patch_size: the Trainer batches fixed-size patches; set a size > 0 "
                           "(DPED patches are 100)")
+    if t.pretrain_d_steps < -1:
+        raise ConfigError(f"train.pretrain_d_steps: must be >= 0 (or -1 for the recipe's), got {t.pretrain_d_steps}")
     if t.learning_rate < 0:
         raise ConfigError(f"train.learning_rate: must be > 0 (or 0 for the recipe's), got {t.learning_rate}")
     if t.content == "vgg19" and not t.vgg_weights:

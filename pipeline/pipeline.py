@@ -15,6 +15,7 @@ from phone2dslr.components.image_example_gen.component import ImageExampleGen
 from phone2dslr.components.latest_pushed_model.component import LatestPushedModel
 from phone2dslr.components.model_pusher.component import ModelPusher
 from phone2dslr.components.run_report.component import RunReport
+from phone2dslr.components.run_report.photos import full_size_dir
 from phone2dslr.components.tflite_export.component import TFLiteExport
 from phone2dslr.config import PipelineConfig, to_dict
 from phone2dslr.pipeline.evaluation import create_eval_config
@@ -120,6 +121,8 @@ def create_components(
         tflite_models=tflite_export.outputs["tflite_models"],
         ingest_report=example_gen.outputs["ingest_report"],
         baseline_model=baseline.outputs["model"], eval_split=EVAL_SPLIT,
+        model_run=trainer.outputs["model_run"],
+        photos_dir=full_size_dir(config.data.layout, config.data.root, config.data.phone),
         run_info={
             "pipeline": config.name, "model": t.model, "train steps": t.train_steps,
             "content loss": t.content if t.content == "vgg19" else f"{t.content} (no pretrained VGG-19)",

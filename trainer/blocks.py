@@ -1,8 +1,9 @@
-"""Building blocks shared by DPED and WESPE: residual block, Gaussian blur, grayscale, augmentation,
-and the receptive field of a model (used by the tiled full-resolution inference in export/).
+"""Building blocks shared by DPED and WESPE: residual block, Gaussian blur kernels, grayscale,
+augmentation, and the receptive field of a model (used by the tiled full-resolution inference in
+export/).
 
-Everything here is a free function. Layers are Keras built-ins only, so a generator made of these
-blocks saves and loads without custom objects.
+Everything here is a free function. Layers are Keras built-ins, except the optional instance
+norm of `residual_block(norm="instance")` (trainer/instance_norm.py).
 """
 from __future__ import annotations
 
@@ -12,38 +13,99 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-# DPED blurs with a 21x21 Gaussian of sigma 3 before comparing colours.
+# A 21x21 Gaussian of sigma 3 (pixels): the default blur (WESPE's colour discriminator input).
+# DPED's recipes choose their own kernels: `dped_code_kernel` (official code) or
+# `sampled_gaussian_kernel` (the paper's formula), see trainer/dped_recipes.py.
 BLUR_SIZE = 21
 BLUR_SIGMA = 3.0
+NORMS = ("none", "batch", "instance")
 
 
-def residual_block(x: tf.Tensor, filters: int, kernel_size: int = 3, name: str = "res") -> tf.Tensor:
-    """Two convolutions with ReLU and an identity skip (DPED's block without its normalisation)."""
-    y = keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu", name=f"{name}_conv1")(x)
-    y = keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu", name=f"{name}_conv2")(y)
+def _norm_layer(norm: str, name: str) -> keras.layers.Layer:
+    if norm == "batch":
+        return keras.layers.BatchNormalization(name=name)
+    if norm == "instance":
+        from phone2dslr.trainer.instance_norm import InstanceNormalization
+        return InstanceNormalization(name=name)
+    raise ValueError(f"normalization {norm!r} is not one of {', '.join(NORMS)}")
+
+
+def residual_block(x: tf.Tensor, filters: int, kernel_size: int = 3, name: str = "res",
+                   norm: str = "none", **conv_kwargs) -> tf.Tensor:
+    """Two convolutions, each [-> normalization] -> ReLU, and an identity skip added after the
+    second ReLU (aiff22/DPED models.py:13-17: c3 = relu(IN(conv(relu(IN(conv(c1)))))) + c1).
+
+    norm: 'none' (JuheonYi/DPED-TensorFlow DPED.py:93-103, its BN commented out), 'batch' (the
+    DPED paper's text) or 'instance' (the official code). conv_kwargs go to both Conv2D layers
+    (initializers). x: [B, H, W, filters] -> same shape.
+    """
+    y = x
+    for i in (1, 2):
+        y = keras.layers.Conv2D(filters, kernel_size, padding="same", name=f"{name}_conv{i}", **conv_kwargs)(y)
+        if norm != "none":
+            y = _norm_layer(norm, f"{name}_norm{i}")(y)
+        y = keras.layers.ReLU(name=f"{name}_relu{i}")(y)
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
 def gaussian_kernel(size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> np.ndarray:
-    """Normalised 2-D Gaussian, each tap the integral of the density over its pixel (as DPED's kernel)."""
+    """Normalised 2-D Gaussian of standard deviation `sigma` pixels, each tap the integral of the
+    density over its pixel; float32 [size, size], sums to 1. The default blur (used by WESPE)."""
     cdf = [0.5 * (1.0 + math.erf((i - size / 2.0) / (sigma * math.sqrt(2.0)))) for i in range(size + 1)]
     k1 = np.diff(np.asarray(cdf, dtype=np.float64))
     k2 = np.outer(k1, k1)
     return (k2 / k2.sum()).astype(np.float32)
 
 
-def gaussian_blur(images: tf.Tensor, size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> tf.Tensor:
-    """Blur each channel of [B, H, W, C] images with a fixed (never trained) Gaussian.
+def dped_code_kernel(kernlen: int = 21, nsig: float = 3.0) -> np.ndarray:
+    """The official DPED blur kernel, utils.gauss_kernel (aiff22/DPED utils.py:20-29), float32
+    [kernlen, kernlen] summing to 1.
 
-    Depthwise convolution with zero 'SAME' padding, as DPED does; borders darken slightly, equally
-    for both images a loss compares.
+    The standard normal CDF is sampled at kernlen + 1 points evenly spread over
+    +-(nsig + interval / 2), interval = (2 nsig + 1) / kernlen; its differences are the 1-D taps;
+    the 2-D kernel is the SQUARE ROOT of their outer product, normalised. One pixel is
+    (2 nsig + interval) / kernlen standard units, so the 1-D taps have a standard deviation of
+    3.32 px for (21, 3) and the square root widens it by sqrt(2): 4.69 px untruncated, 4.34 px
+    as truncated to 21 taps (`kernel_std`). Not a Gaussian of sigma 3 px.
+    """
+    interval = (2.0 * nsig + 1.0) / kernlen
+    x = np.linspace(-nsig - interval / 2.0, nsig + interval / 2.0, kernlen + 1)
+    cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x])
+    raw = np.sqrt(np.outer(np.diff(cdf), np.diff(cdf)))
+    return (raw / raw.sum()).astype(np.float32)
+
+
+def sampled_gaussian_kernel(size: int = 21, sigma: float = 3.0) -> np.ndarray:
+    """exp(-(k^2 + l^2) / (2 sigma^2)) at the integer offsets k, l in [-size//2, size//2],
+    normalised to sum 1; float32 [size, size]. `sigma` is a standard deviation in pixels (the DPED
+    paper's colour-loss kernel G(k, l), see trainer/dped_recipes.py for how its sigma is read)."""
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2.0 * sigma ** 2))
+    return (g / g.sum()).astype(np.float32)
+
+
+def kernel_std(kernel: np.ndarray) -> float:
+    """Standard deviation, in pixels, of a normalised 2-D kernel's row marginal (its blur width)."""
+    marginal = np.asarray(kernel, np.float64).sum(axis=1)
+    r = np.arange(marginal.size) - (marginal.size - 1) / 2.0
+    return float(np.sqrt((marginal * r ** 2).sum() / marginal.sum()))
+
+
+def gaussian_blur(images: tf.Tensor, size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA,
+                  kernel: np.ndarray | None = None) -> tf.Tensor:
+    """Blur each channel of [B, H, W, C] images with a fixed (never trained) kernel.
+
+    kernel: [k, k] taps; None: `gaussian_kernel(size, sigma)`. Depthwise convolution with zero
+    'SAME' padding, as DPED does (utils.py:32-34); borders darken slightly, equally for both
+    images a loss compares.
     """
     channels = images.shape[-1]
     if channels is None:
         raise ValueError("gaussian_blur needs a static channel count")
-    kernel = np.tile(gaussian_kernel(size, sigma)[:, :, None, None], (1, 1, channels, 1))
-    kernel = tf.constant(kernel, dtype=images.dtype)
-    return tf.nn.depthwise_conv2d(images, kernel, strides=[1, 1, 1, 1], padding="SAME")
+    taps = gaussian_kernel(size, sigma) if kernel is None else np.asarray(kernel, np.float32)
+    taps = np.tile(taps[:, :, None, None], (1, 1, channels, 1))
+    return tf.nn.depthwise_conv2d(images, tf.constant(taps, dtype=images.dtype), strides=[1, 1, 1, 1],
+                                  padding="SAME")
 
 
 def rgb_to_gray(images: tf.Tensor) -> tf.Tensor:
@@ -88,7 +150,9 @@ _POINTWISE = {
     "GaussianNoise", "GaussianDropout", "Rescaling", "Normalization", "Dense", "ZeroPadding2D",
     "Cropping2D", "Identity",
 }
-_GLOBAL = {"Flatten", "Reshape", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Permute"}
+# InstanceNormalization: its statistics come from the whole image (export/tiling.py fixes them first).
+_GLOBAL = {"Flatten", "Reshape", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Permute",
+           "InstanceNormalization"}
 
 
 def _pair(v) -> tuple[int, int]:

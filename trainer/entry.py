@@ -22,6 +22,9 @@ from phone2dslr.config import DataConfig, TrainConfig, section_from_dict
 from phone2dslr.trainer import data, distribute, fitting, models, recipes
 
 
+HISTORY_FILE = "history.json"  # per-epoch Keras history beside final_metrics.json in model_run_dir
+
+
 def _backup_dir(train: TrainConfig, data_cfg: DataConfig) -> str:
     """Resume only into the same setup: the backup folder is keyed by the configs' hash."""
     key = json.dumps({"train": {k: v for k, v in vars(train).items() if k != "backup_dir"},
@@ -56,9 +59,9 @@ def train_and_export(
     global_batch = recipe.batch_size * n_replicas
     if train.model == "wespe":
         train_ds = data.unpaired_dataset(train_files, raw_spec, transform, global_batch, seed=train.seed)
-    else:
-        train_ds = data.paired_dataset(train_files, raw_spec, transform, global_batch, shuffle=True,
-                                       repeat=True, seed=train.seed)
+    else:  # batches_per_step 2: DPED's official code draws a second batch for its discriminator step
+        train_ds = data.paired_dataset(train_files, raw_spec, transform, global_batch * recipe.batches_per_step,
+                                       shuffle=True, repeat=True, seed=train.seed)
     n_eval = data.count_pairs(eval_files, raw_spec)
     eval_batch = max(1, min(global_batch, n_eval))
     eval_ds = data.paired_dataset(eval_files, raw_spec, transform, eval_batch, shuffle=False, repeat=True)
@@ -87,7 +90,23 @@ def train_and_export(
     if is_chief:
         with tf.io.gfile.GFile(os.path.join(model_run_dir, "final_metrics.json"), "w") as f:
             json.dump(final, f, indent=2, sort_keys=True)
+        with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
+            json.dump(history_record(logged, epoch + 1, min(train_steps, train.checkpoint_every), train.keep_best),
+                      f, indent=1, sort_keys=True)
     return final
+
+
+def history_record(logged: dict[str, list[Any]], best_epoch: int, steps_per_epoch: int,
+                   keep_best: bool) -> dict[str, Any]:
+    """What history.json holds for the run report's training curves (components/run_report/curves.py).
+
+    history: Keras `History.history`, every logged name -> one float per epoch (after a resume,
+    the epochs run since); best_epoch: 1-based, the epoch whose weights were exported (the last
+    one unless keep_best chose another); steps_per_epoch: training steps per epoch (the last
+    epoch may be shorter). NaN and inf are written as JSON's NaN / Infinity, which Python reads.
+    """
+    return {"history": {k: [float(v) for v in values] for k, values in logged.items()},
+            "best_epoch": int(best_epoch), "steps_per_epoch": int(steps_per_epoch), "keep_best": bool(keep_best)}
 
 
 def run_fn(fn_args: Any) -> None:

@@ -1,7 +1,9 @@
-"""Loss functions shared by DPED and WESPE; each a plain function over tensors returning a scalar.
+"""Mean-normalised loss functions (WESPE, and generic use); each a plain function over tensors
+returning a scalar.
 
 All are means (over batch, pixels and channels), so their sizes do not depend on image size or
-batch size; the loss weights in dped.py / wespe.py are set for these normalisations.
+batch size. DPED's recipes normalise each term as their sources do (sums, halves, x255): those
+forms live in dped_losses.py, next to the weights tuned for them.
 """
 from __future__ import annotations
 
@@ -36,9 +38,8 @@ def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
 
 
-# --- Adversarial pieces. DPED: one logit per image, sigmoid cross-entropy (the "texture" loss when
-# the discriminator sees grayscale images). The generator uses the non-saturating form
-# -log D(G(x)) rather than DPED's -loss_discrim, which is the same optimum with usable gradients.
+# --- Adversarial pieces: one logit per image, sigmoid cross-entropy, means over the batch; the
+# generator's non-saturating form -log D(G(x)). (DPED's per-source texture terms: dped_losses.py.)
 
 def gan_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Sigmoid cross-entropy: real -> 1, fake -> 0."""

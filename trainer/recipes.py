@@ -32,9 +32,11 @@ class Recipe:
     file:line or paper section). learning_rate: Adam step size. batch_size: patches per step (per
     replica). loss_weights: term name -> weight, for the terms as this recipe normalises them.
     head: generator output head. adam_beta_1: Adam's first-moment decay. augment: random flips /
-    rotations of the training patches. options: model-specific choices (loss normalisation,
-    blur kernel, discriminator form, ...), read by the model module. deviations: what still
-    differs from the source, and why (shown in logs and the README's recipes table).
+    rotations of the training patches (train.augment: false turns them off). batches_per_step:
+    batches of batch_size drawn per training step (2: the official DPED code's discriminator step
+    draws a new batch after the generator's). options: model-specific choices (loss
+    normalisation, blur kernel, discriminator form, ...), read by the model module. deviations:
+    what still differs from the source, and why (shown in logs and the README's recipes table).
     """
 
     model: str
@@ -46,6 +48,7 @@ class Recipe:
     head: str = "tanh"
     adam_beta_1: float = 0.9
     augment: bool = True
+    batches_per_step: int = 1
     options: dict[str, Any] = field(default_factory=dict)
     deviations: str = ""
 
@@ -78,7 +81,8 @@ def resolve(train_cfg: Any) -> tuple[Recipe, dict[str, Any]]:
     """The recipe train_cfg names, with its explicit overrides applied, and those overrides.
 
     Overrides: learning_rate > 0, batch_size > 0, head non-empty, loss_weights entries (each must
-    name a term of the recipe). Returns (effective recipe, {field: value} of what was overridden).
+    name a term of the recipe), pretrain_d_steps >= 0 (an option of recipes that pre-train their
+    discriminator). Returns (effective recipe, {field or option: value} of what was overridden).
     """
     recipe = get(train_cfg.model, getattr(train_cfg, "recipe", ""))
     overrides: dict[str, Any] = {}
@@ -96,14 +100,26 @@ def resolve(train_cfg: Any) -> tuple[Recipe, dict[str, Any]]:
         changed = {k: float(v) for k, v in train_cfg.loss_weights.items() if float(v) != recipe.loss_weights[k]}
         if changed:
             overrides["loss_weights"] = {**recipe.loss_weights, **changed}
-    return dataclasses.replace(recipe, **overrides), overrides
+    replaced = dataclasses.replace(recipe, **overrides)
+    pretrain = int(getattr(train_cfg, "pretrain_d_steps", -1))
+    if pretrain >= 0 and pretrain != recipe.options.get("pretrain_d_steps", 0):
+        if "pretrain_d_steps" not in recipe.options:
+            raise RecipeError(f"train.pretrain_d_steps: recipe {recipe.model}/{recipe.name} does not "
+                              "pre-train its discriminator; leave it at -1 (or 0)")
+        overrides["pretrain_d_steps"] = pretrain
+        replaced = dataclasses.replace(replaced, options={**recipe.options, "pretrain_d_steps": pretrain})
+    return replaced, overrides
 
 
 def describe(recipe: Recipe, overrides: dict[str, Any] | None = None) -> str:
     """One line for logs: recipe, source, lr, batch, weights, and what the config overrode."""
     weights = ", ".join(f"{k} {v:g}" for k, v in recipe.loss_weights.items())
+    options = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in recipe.options.items() if isinstance(v, (str, int, float)))
     text = (f"recipe {recipe.model}/{recipe.name} ({recipe.source}): lr {recipe.learning_rate:g}, "
             f"batch {recipe.batch_size}, head {recipe.head}, weights {weights}")
+    if options:
+        text += f"; {options}"
     if overrides:
         text += "; overridden by the config: " + ", ".join(f"{k}={v}" for k, v in overrides.items())
     return text

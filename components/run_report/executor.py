@@ -1,9 +1,11 @@
 """RunReport executor: read the run's artifacts, render one self-contained index.html, set summary properties.
 
 Only adapting happens here: results.py explains the Evaluator's decision, crops.py makes the
-before/after samples, render.py builds the page. A report must not fail a run that already
-trained, evaluated and pushed, so an input it cannot use (no `enhance_image` signature, a missing
-split) becomes a visible note on the page; a malformed parameter still fails, at once.
+before/after samples, photos.py the full-size photos through the shipped TFLite file,
+gain_histogram.py the per-patch PSNR gains, curves.py the training curves, render.py the page.
+A report must not fail a run that already trained, evaluated and pushed, so an input it cannot
+use (no `enhance_image` signature, a missing split, no history.json, no photo folder) becomes a
+visible note on the page; a malformed parameter still fails, at once.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tfx.utils import path_utils
 from phone2dslr.components.image_example_gen import report as ingest_report
 from phone2dslr.components.latest_pushed_model import executor as latest_pushed
 from phone2dslr.components.run_report import crops as crops_lib
-from phone2dslr.components.run_report import results
+from phone2dslr.components.run_report import curves, gain_histogram, photos, results
 from phone2dslr.components.run_report.render import OVERALL, Gate, ReportData, render_page
 from phone2dslr.components import split_images
 from phone2dslr.export import tflite_checks
@@ -36,6 +38,7 @@ EXAMPLES_KEY = "examples"
 TFLITE_MODELS_KEY = "tflite_models"
 INGEST_REPORT_KEY = "ingest_report"
 BASELINE_MODEL_KEY = "baseline_model"
+MODEL_RUN_KEY = "model_run"
 REPORT_KEY = "report"
 
 INDEX_FILE = "index.html"
@@ -45,7 +48,14 @@ DEFAULTS: dict[str, Any] = {
     "crop_size": 128,
     "title": "phone2dslr run report",
     "run_info": "{}",
+    "photos_dir": "",  # full-size held-out phone photos (DPED: test_data/full_size_test_images)
+    "photos_dslr_dir": "",  # optional: DSLR photos with the same file names
+    "num_photos": 3,
+    # test patches the gain histogram scores: all of the split up to this many, else a seeded sample
+    # (DPED's generator at 100 px: about 25 ms a patch on 2 CPU cores, so under a minute)
+    "gain_patches": 2000,
 }
+INT_PARAMETERS = ("num_crops", "crop_size", "num_photos", "gain_patches")
 MAX_REJECTS_SHOWN = 20
 # Overall-slice metrics put on the output artifact, so a runner prints them without opening files.
 SUMMARY_METRICS = ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_gain", "ssim_gain",
@@ -67,16 +77,30 @@ class Executor(base_executor.BaseExecutor):
 
         gate = read_gate(evaluation.uri, blessing, _optional(input_dict, BASELINE_MODEL_KEY))
         saved_model = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
-        crops, crops_note = _crops(saved_model, examples, params)
+        try:
+            enhancer, enhancer_error = crops_lib.Enhancer(saved_model), ""
+        except (ValueError, OSError) as e:
+            enhancer, enhancer_error = None, str(e)
+        split_dir = _split_dir(examples, params["eval_split"])
+        crops, crops_note = _crops(enhancer, enhancer_error, examples, split_dir, params)
         data = ReportData(title=params["title"], gate=gate, run_info=params["run_info"],
                           crops=crops, crops_note=crops_note,
                           paths={"model": saved_model, "evaluation": evaluation.uri, "blessing": blessing.uri,
                                  "examples": examples.uri, "report": report.uri})
+        data.gain, data.gain_note = gain_histogram.for_report(enhancer, split_dir, params["eval_split"],
+                                                              params["gain_patches"])
         tflite_models = _optional(input_dict, TFLITE_MODELS_KEY)
         if tflite_models is not None:
             data.tflite = tflite_checks.read_results(tflite_models.uri)
             data.tflite_path = os.path.join(tflite_models.uri, tflite_checks.RESULTS_FILE)
             data.paths["tflite_models"] = tflite_models.uri
+        shipped = photos.shipped_model(data.tflite, tflite_models.uri if tflite_models else None, saved_model)
+        data.photos, data.photos_note = photos.for_report(shipped, params["photos_dir"], params["photos_dslr_dir"],
+                                                          params["num_photos"])
+        model_run = _optional(input_dict, MODEL_RUN_KEY)
+        data.curves, data.curves_note = curves.for_report(model_run.uri if model_run is not None else None)
+        if model_run is not None:
+            data.paths["model_run"] = model_run.uri
         ingest = _optional(input_dict, INGEST_REPORT_KEY)
         if ingest is not None:
             data.ingest = ingest_report.read_summary(ingest.uri)
@@ -96,11 +120,15 @@ def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
     """Exec properties -> typed values with defaults; run_info (a JSON object string) -> dict."""
     params = dict(DEFAULTS)
     params.update({k: v for k, v in exec_properties.items() if k in DEFAULTS and v is not None and v != ""})
-    params["num_crops"] = int(params["num_crops"])
-    params["crop_size"] = int(params["crop_size"])
+    for name in INT_PARAMETERS:
+        params[name] = int(params[name])
     if params["num_crops"] < 0 or params["crop_size"] < 1:
         raise ValueError(f"RunReport: num_crops must be >= 0 and crop_size >= 1, got {params['num_crops']} "
                          f"and {params['crop_size']}")
+    if params["num_photos"] < 0 or params["gain_patches"] < 0:
+        raise ValueError(f"RunReport: num_photos and gain_patches must be >= 0, got {params['num_photos']} "
+                         f"and {params['gain_patches']}")
+    params["photos_dir"], params["photos_dslr_dir"] = str(params["photos_dir"]), str(params["photos_dslr_dir"])
     info = params["run_info"]
     if isinstance(info, str):
         try:
@@ -183,21 +211,27 @@ def _optional(input_dict: dict[str, list[types.Artifact]], key: str) -> types.Ar
     return artifact_utils.get_single_instance(artifacts) if artifacts else None
 
 
-def _crops(saved_model: str, examples: types.Artifact, params: dict[str, Any]) -> tuple[list, str]:
+def _split_dir(examples: types.Artifact, split: str) -> str | None:
+    """The folder of one split of the Examples, None when they have no such split."""
+    if split not in artifact_utils.decode_split_names(examples.split_names):
+        return None
+    return artifact_utils.get_split_uri([examples], split)
+
+
+def _crops(enhancer: crops_lib.Enhancer | None, enhancer_error: str, examples: types.Artifact,
+           split_dir: str | None, params: dict[str, Any]) -> tuple[list, str]:
     """Samples for the page and a note saying where they came from (or why there are none)."""
     split, wanted = params["eval_split"], params["num_crops"]
     if wanted == 0:
         return [], "samples turned off (num_crops = 0)"
-    names = artifact_utils.decode_split_names(examples.split_names)
-    if split not in names:
+    if split_dir is None:
+        names = artifact_utils.decode_split_names(examples.split_names)
         return [], f"no samples: Examples {examples.uri} have no split {split!r} (have: {', '.join(names)})"
-    samples, skipped = split_images.read_samples(artifact_utils.get_split_uri([examples], split), wanted)
+    if enhancer is None:
+        return [], f"no samples: {enhancer_error}"
+    samples, skipped = split_images.read_samples(split_dir, wanted)
     if not samples:
         return [], f"no samples: split {split!r} has no example with a decodable phone image"
-    try:
-        enhancer = crops_lib.Enhancer(saved_model)
-    except (ValueError, OSError) as e:
-        return [], f"no samples: {e}"
     crops = crops_lib.make_crops(enhancer, samples, params["crop_size"])
     note = (f"{len(crops)} example(s) from split {split!r}, centre-cropped to at most "
             f"{params['crop_size']} px, enhanced by the SavedModel's enhance_image signature")

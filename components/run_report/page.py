@@ -6,6 +6,7 @@ page (`e` escapes everything) and the one place numbers are formatted, so sectio
 """
 from __future__ import annotations
 
+import base64
 import html
 import math
 from dataclasses import dataclass, field
@@ -86,6 +87,56 @@ class Crop:
 
 
 @dataclass
+class FullPhoto:
+    """One held-out photo enhanced at full resolution; images are encoded and downscaled for display only."""
+
+    name: str  # file name
+    size: tuple[int, int]  # (height, width) at full resolution, as enhanced
+    display_size: tuple[int, int]  # (height, width) of the JPEGs on the page
+    phone_jpeg: bytes
+    enhanced_jpeg: bytes
+    dslr_jpeg: bytes | None  # None: no DSLR photo of that name
+    zoom_box: tuple[int, int, int, int]  # (top, left, height, width) of the centre crop, full-resolution pixels
+    zoom_scale: int  # the crops are shown this many times larger (nearest neighbour)
+    phone_zoom_png: bytes
+    enhanced_zoom_png: bytes
+    dslr_zoom_png: bytes | None  # None also when the DSLR photo is not pixel-aligned (other size)
+    seconds: float  # time to enhance it at full resolution
+    psnr_phone: float | None = None  # whole photo vs the DSLR photo, when pixel-aligned
+    psnr_model: float | None = None
+    dslr_note: str = ""  # e.g. why the DSLR photo has no crop or score
+
+
+@dataclass
+class Plot:
+    """One inline plot: an SVG document (matplotlib) and what it shows."""
+
+    anchor: str  # HTML id, e.g. "curve-validation-psnr"
+    title: str
+    svg: bytes
+    caption: str = ""
+
+
+@dataclass
+class GainSummary:
+    """Per-patch PSNR gain (enhanced minus phone, both against the DSLR patch) over one split, in dB."""
+
+    split: str
+    patches: int  # patches with a finite gain (the histogram's count)
+    split_pairs: int  # patches of the split with a pixel-aligned DSLR target
+    sampled: bool  # True: a seeded sample of split_pairs, False: all of them
+    worse: int  # gain < 0
+    worse_by: dict[str, int]  # e.g. {"0.5": n, "1": n, "2": n}: gain < -threshold dB
+    mean: float
+    median: float
+    p5: float  # 5th percentile
+    p95: float
+    worst: list[tuple[int, str, float, float]]  # (position in the split, source, phone PSNR, gain), worst first
+    histogram: Plot
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> patches left out
+
+
+@dataclass
 class ReportData:
     """Everything on the page. Optional parts are None (or empty) when their input was not given."""
 
@@ -99,6 +150,12 @@ class ReportData:
     rejects_total: int = 0
     crops: list[Crop] = field(default_factory=list)
     crops_note: str = ""
+    photos: list[FullPhoto] = field(default_factory=list)
+    photos_note: str = ""  # which model enhanced them, or why there are none
+    curves: list[Plot] = field(default_factory=list)
+    curves_note: str = ""
+    gain: GainSummary | None = None
+    gain_note: str = ""
     paths: dict[str, str] = field(default_factory=dict)  # artifact name -> uri, for the footer
 
 
@@ -148,6 +205,12 @@ def status(passed: bool | None, yes: str = "pass", no: str = "FAIL", unknown: st
 def num(metric: str, value: Any, signed: bool = False) -> str:
     """A right-aligned metric value formatted by `fmt`."""
     return f'<span class="num">{e(fmt(metric, value, signed))}</span>'
+
+
+def data_img(content: bytes, mime: str, alt: str, attrs: str = "") -> str:
+    """<img> with `content` inlined as a base64 data URI (mime: image/png, image/jpeg, image/svg+xml)."""
+    uri = f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
+    return f'<img alt="{e(alt)}" src="{uri}"{" " + attrs if attrs else ""}>'
 
 
 def section(anchor: str, title: str, body: str) -> str:

@@ -1,12 +1,14 @@
 """The run report page: plain data in, one self-contained HTML string out.
 
 Pure (no TensorFlow, no files, no clock), so the page can be tested and restyled without running
-a model, and the executor stays a thin adapter. Images arrive as PNG bytes and are inlined as
-base64 data URIs: the single index.html opens offline, can be mailed or attached to a ticket, and
-needs no JavaScript or external resource. Every piece of text goes through `page.e` (html.escape).
+a model, and the executor stays a thin adapter. Images arrive as PNG, JPEG or SVG bytes and are
+inlined as base64 data URIs: the single index.html opens offline, can be mailed or attached to a
+ticket, and loads no external resource; its only script is the before/after slider's inline
+`oninput` attribute. Every piece of text goes through `page.e` (html.escape).
 
 The page is the list in `render_page`, one function per section, top to bottom: the model-quality
-sections live in quality_sections.py, the inputs' sections (run, ingest, samples) here. A new
+sections live in quality_sections.py, the pictures (full-size photos, gain histogram, training
+curves) in visual_sections.py, the inputs' sections (run, ingest, samples) here. A new
 section is a function returning one `page.section(...)` string and one line in that list; data it
 needs goes on `ReportData` (page.py) with a default, so a run without it still renders.
 """
@@ -17,8 +19,10 @@ import json
 from typing import Any
 
 from phone2dslr.components.run_report import quality_sections as qs
+from phone2dslr.components.run_report import visual_sections as vs
 from phone2dslr.components.run_report.page import (  # noqa: F401  (re-exported: the page's data types)
-    OVERALL, PSNR, STYLE, Check, Crop, Gate, ReportData, SliceQuality, e, fmt, section, table, tag)
+    OVERALL, PSNR, STYLE, Check, Crop, FullPhoto, GainSummary, Gate, Plot, ReportData, SliceQuality, e, fmt, section,
+    table, tag)
 
 failure_reasons = qs.failure_reasons  # re-exported: the executor and tests word reasons the same way
 
@@ -29,6 +33,9 @@ def render_page(data: ReportData) -> str:
         qs.decision(data.gate, data.title),
         _run_info(data.run_info),
         qs.quality(data.gate),
+        vs.photos(data.photos, data.photos_note),
+        vs.gain(data.gain, data.gain_note),
+        vs.curves(data.curves, data.curves_note),
         qs.checks(data.gate),
         qs.baseline(data.gate),
         qs.tflite(data.tflite, data.tflite_path),
@@ -37,7 +44,7 @@ def render_page(data: ReportData) -> str:
         _footer(data.paths),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{e(data.title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            f"<title>{e(data.title)}</title><style>{STYLE}{vs.STYLE}</style></head>\n<body>\n"
             + "\n".join(sections) + "\n</body></html>\n")
 
 

@@ -1,155 +1,59 @@
-"""RunReport for real: a tiny model exported by export/saved_model.py, TFX's own Evaluator executor
+"""RunReport for real: a tiny model exported by trainer/serving.py, TFX's own Evaluator executor
 (TFMA with the project's EvalConfig) for a blessed and a not-blessed run, the real TFLiteExport
-executor and the image ExampleGen's summary writer; then the page is checked as HTML and, where a
-`chromium` binary exists, rendered to a PNG.
+executor, the image ExampleGen's summary writer, full-size photos and a Trainer history.json (built
+in run_report_helpers.py); then the page is checked as HTML and, where a `chromium` binary exists,
+loaded in headless Chromium: every image decoded and not blank, the slider moving, a screenshot.
 """
+import html
 import html.parser
+import io
 import json
 import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 import phone2dslr    # noqa: F401  (Keras/TF environment first)
 import tensorflow as tf
-import tf_keras as keras
-from google.protobuf import json_format
+from PIL import Image
 from tfx import types
-from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_artifacts
 
-from phone2dslr.components.image_example_gen import report as ingest_report
-from phone2dslr.components.image_example_gen.component import IngestReport
-from phone2dslr.components.image_example_gen.layout import IngestOptions
 from phone2dslr.components.run_report import render, results
 from phone2dslr.components.run_report.component import RunReport, RunReportArtifact
 from phone2dslr.components.run_report.executor import Executor, parse_parameters
-from phone2dslr.components.tflite_export.component import TFLiteModels
-from phone2dslr.components.tflite_export.executor import Executor as TFLiteExecutor
-from phone2dslr.trainer.serving import export_generator
 from phone2dslr.config import EvalConfig
-from phone2dslr.pipeline.evaluation import create_eval_config
 from phone2dslr.trainer.preprocessing import decode_image
+from tests.components import run_report_helpers as h
 
-SIZE = 16  # patch side: Transform decodes to SIZE x SIZE, and SSIM needs >= 11
-SOURCES = (b"iphone", b"sony")
 CONTENT_LOSS = "pixel (no pretrained VGG available)"
 RUN_INFO = {"model": "dped", "content loss": CONTENT_LOSS, "note": "<script>alert(1)</script> & more"}
-
-
-class _DecodeTransform(tf.Module):
-    """Stands in for the Transform layer: decodes the patches as trainer/preprocessing.py does."""
-
-    def __call__(self, raw):
-        out = {key: tf.map_fn(lambda d: decode_image(d, SIZE), tf.reshape(raw[key], [-1]),
-                              fn_output_signature=tf.TensorSpec([SIZE, SIZE, 3], tf.float32))
-               for key in ("phone", "dslr")}
-        out["source"] = tf.reshape(raw["source"], [-1])
-        return out
-
-
-def _generator(stddev: float, seed: int) -> keras.Model:
-    """Residual convolution: stddev 0 is the identity (a do-nothing baseline), larger adds noise."""
-    keras.utils.set_random_seed(seed)
-    image = keras.Input([None, None, 3], name="image")
-    init = keras.initializers.RandomNormal(stddev=stddev) if stddev else "zeros"
-    delta = keras.layers.Conv2D(3, 3, padding="same", kernel_initializer=init)(image)
-    return keras.Model(image, keras.layers.Add()([image, delta]))
-
-
-def _save_model(root, name: str, generator: keras.Model) -> standard_artifacts.Model:
-    spec = {key: tf.io.FixedLenFeature([], tf.string) for key in ("phone", "dslr", "source")}
-    export_generator(generator, str(root / name / "Format-Serving"), _DecodeTransform(), spec)
-    model = standard_artifacts.Model()
-    model.uri = str(root / name)
-    return model
-
-
-def _png(image: np.ndarray) -> bytes:
-    return tf.io.encode_png(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).numpy()
-
-
-def _example(phone: bytes, dslr: bytes, source: bytes) -> bytes:
-    feature = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-               for k, v in (("phone", phone), ("dslr", dslr), ("source", source))}
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def _examples(root) -> tuple[standard_artifacts.Examples, list[tuple[bytes, bytes, bytes]]]:
-    """The test split, and its (phone PNG, DSLR PNG, source) triples."""
-    rng = np.random.default_rng(0)
-    coarse = rng.random([6, SIZE // 4, SIZE // 4, 3]).astype(np.float32)
-    phones = np.clip(tf.image.resize(coarse, [SIZE, SIZE], method="bicubic").numpy(), 0, 1)
-    folder = root / "examples" / "Split-test"
-    folder.mkdir(parents=True)
-    triples = [(_png(phone), _png(phone * 1.1 + 0.03), SOURCES[i % 2]) for i, phone in enumerate(phones)]
-    with tf.io.TFRecordWriter(str(folder / "data_tfrecord-00000-of-00001.gz"), options="GZIP") as writer:
-        for triple in triples:
-            writer.write(_example(*triple))
-    examples = standard_artifacts.Examples()
-    examples.uri = str(root / "examples")
-    examples.split_names = json.dumps(["test"])
-    return examples, triples
-
-
-def _evaluate(root, name: str, examples, model, baseline, cfg: EvalConfig):
-    """TFX's Evaluator executor with the project's EvalConfig: real metrics, validations, blessing."""
-    evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
-    evaluation.uri, blessing.uri = str(root / name / "evaluation"), str(root / name / "blessing")
-    inputs = {"examples": [examples], "model": [model]}
-    if baseline is not None:
-        inputs["baseline_model"] = [baseline]
-    evaluator_executor.Executor().Do(
-        inputs, {"evaluation": [evaluation], "blessing": [blessing]},
-        {"eval_config": json_format.MessageToJson(create_eval_config(cfg)), "example_splits": json.dumps(["test"])})
-    return evaluation, blessing
-
-
-def _tflite(root, model, examples) -> TFLiteModels:
-    output = TFLiteModels()
-    output.uri = str(root / "tflite")
-    params = {"variants": json.dumps(["float32", "float16"]),
-              "min_parity_psnr": json.dumps({"float32": 45.0, "float16": 200.0}),  # float16 cannot pass 200 dB
-              "eval_split": "test", "max_eval_images": 2, "latency_height": 16, "latency_width": 16,
-              "latency_runs": 1}
-    TFLiteExecutor().Do({"model": [model], "examples": [examples]}, {"tflite_models": [output]}, params)
-    return output
-
-
-def _ingest(root) -> IngestReport:
-    report = IngestReport()
-    report.uri = str(root / "ingest")
-    counts = {"files.seen": 15, "files.kept": 12, "files.rejected": 3, "examples.train": 4, "examples.eval": 1,
-              "examples.test": 6, "rejects.undecodable": 2, "rejects.too_small": 1}
-    ingest_report.write_summary(counts, IngestOptions(input_base=str(root / "photos")), report.uri)
-    with open(os.path.join(report.uri, ingest_report.REJECTS_FILE), "w") as f:
-        f.write(json.dumps({"path": "/photos/a<b>.jpg", "split": "train", "reason": "undecodable"}) + "\n")
-    return report
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    examples, triples = _examples(root)
-    candidate = _save_model(root, "candidate", _generator(0.05, 0))
-    baseline = _save_model(root, "baseline", _generator(0.0, 1))  # identity: as good as the phone photo
-    blessed = _evaluate(root, "first", examples, candidate, None,
-                        EvalConfig(min_psnr_gain=-100.0, min_ssim_gain=-1.0))
-    rejected = _evaluate(root, "second", examples, candidate, baseline, EvalConfig(min_psnr_gain=5.0))
+    examples, triples = h.examples(root)
+    candidate = h.save_model(root, "candidate", h.generator(0.05, 0))
+    baseline = h.save_model(root, "baseline", h.generator(0.0, 1))  # identity: as good as the phone photo
+    blessed = h.evaluate(root, "first", examples, candidate, None,
+                         EvalConfig(min_psnr_gain=-100.0, min_ssim_gain=-1.0))
+    rejected = h.evaluate(root, "second", examples, candidate, baseline, EvalConfig(min_psnr_gain=5.0))
+    photos_dir, dslr_dir, _ = h.photos(root)
     return {"root": root, "examples": examples, "model": candidate, "blessed": blessed, "rejected": rejected,
-            "tflite": _tflite(root, candidate, examples), "ingest": _ingest(root), "triples": triples}
+            "tflite": h.tflite(root, candidate, examples), "ingest": h.ingest(root), "triples": triples,
+            "model_run": h.model_run(root), "photos_dir": str(photos_dir), "dslr_dir": str(dslr_dir)}
 
 
 def _report(run, tmp_path, evaluation, blessing, **extra_inputs) -> tuple[RunReportArtifact, str]:
     output = RunReportArtifact()
     output.uri = str(tmp_path / "report")
     inputs = {"model": [run["model"]], "evaluation": [evaluation], "blessing": [blessing],
-              "examples": [run["examples"]], **{k: [v] for k, v in extra_inputs.items()}}
+              "examples": [run["examples"]], "model_run": [run["model_run"]],
+              **{k: [v] for k, v in extra_inputs.items()}}
     params = {"eval_split": "test", "num_crops": 4, "crop_size": 128, "title": "tiny run",
-              "run_info": json.dumps(RUN_INFO)}
+              "run_info": json.dumps(RUN_INFO), "photos_dir": run["photos_dir"], "photos_dslr_dir": run["dslr_dir"]}
     Executor().Do(inputs, {"report": [output]}, params)
     with open(os.path.join(output.uri, "index.html"), encoding="utf-8") as f:
         return output, f.read()
@@ -207,8 +111,9 @@ def test_blessed_run_shows_decision_metrics_tflite_ingest_and_samples(run, tmp_p
     assert re.search(r"<tr><td>float16</td>.*?failed.*?below the bound 200\.00 dB", page)
     assert "Examples per split" in text and "undecodable" in text and "rejects.jsonl" in text
     assert "/photos/a&lt;b&gt;.jpg" in page  # reject paths are escaped too
-    assert page.count('<figure class="crop">') == 4
-    assert page.count('<img alt="') == 12  # before, after, DSLR for each of the 4 samples
+    samples = re.search(r'<section id="samples">(.*?)</section>', page).group(1)
+    assert samples.count('<figure class="crop">') == 4
+    assert samples.count('<img alt="') == 12  # before, after, DSLR for each of the 4 samples
     assert "shown at 16x (nearest neighbour)" in text  # 16 px patches upscaled to 256 px
 
     assert output.get_int_custom_property("blessed") == 1
@@ -317,9 +222,13 @@ def test_page_is_well_formed_self_contained_and_escaped(run, tmp_path):
     assert checker.errors == [] and checker.stack == []
     assert "script" not in checker.tags
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
-    external = [u for u in checker.urls if not (u.startswith("data:image/png;base64,") or u.startswith("file:///"))]
+    inline = re.compile(r"data:image/(png|jpeg|svg\+xml);base64,")
+    external = [u for u in checker.urls if not (inline.match(u) or u.startswith("file:///"))]
     assert external == []
-    assert not re.search(r"(https?:)?//[a-z]", re.sub(r"(file:///|data:image/png;base64,)[^\"<]+", "", page))
+    assert not re.search(r"(https?:)?//[a-z]", re.sub(r"(file:///|data:image/[a-z+]+;base64,)[^\"<]+", "", page))
+    # the one script: the slider's inline handler, which only moves the divider
+    assert re.findall(r'\son[a-z]+="([^"]*)"', page) == ["this.parentNode.style.setProperty(&#x27;--pos&#x27;,"
+                                                          "this.value+&#x27;%&#x27;)"] * 2
 
 
 def test_render_marks_unpaired_samples_and_absent_parts():
@@ -356,20 +265,78 @@ def test_artifact_type_name_compiles_for_kubeflow_v2():
     assert "phone2dslr.RunReport" in compiler_utils.get_artifact_schema(RunReportArtifact)
 
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of images in [0, 1]: 10 log10(1 / MSE), restated in NumPy (float64)."""
+    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` binary on PATH (Debian: apt-get install chromium)")
-def test_page_renders_in_headless_chromium(run, tmp_path):
+def test_page_shows_full_size_photos_gain_histogram_and_training_curves(run, tmp_path):
     evaluation, blessing = run["blessed"]
-    output, _ = _report(run, tmp_path, evaluation, blessing, tflite_models=run["tflite"], ingest_report=run["ingest"])
+    _, page = _report(run, tmp_path, evaluation, blessing, tflite_models=run["tflite"])
+    photos = re.search(r'<section id="photos">(.*?)</section>', page).group(1)
+    text = _text(photos)
+    assert "enhanced at full resolution by float32.tflite (LiteRT" in text  # the variant that shipped
+    assert photos.count('<figure class="photo">') == 2 and photos.count('type="range"') == 2
+    # 0.png has a pixel-aligned DSLR photo: whole-photo PSNR restated here from the files
+    generator = h.generator(0.05, 0)  # the candidate's weights (same seed)
+    phone = np.asarray(Image.open(os.path.join(run["photos_dir"], "0.png")), np.float32) / 255
+    dslr = np.asarray(Image.open(os.path.join(run["dslr_dir"], "0.png")), np.float32) / 255
+    enhanced = np.clip(generator(phone[np.newaxis]).numpy()[0], 0, 1)
+    shown = re.search(r"0\.png: 530x40 px enhanced at full resolution.*?phone ([\d.]+) dB, enhanced ([\d.]+) dB",
+                      text)
+    assert float(shown.group(1)) == pytest.approx(_psnr(phone, dslr), abs=0.006)
+    assert float(shown.group(2)) == pytest.approx(_psnr(enhanced, dslr), abs=0.02)
+    assert "1.png: 48x60 px" in text and "not pixel-aligned" in text
+    assert photos.count('alt="DSLR crop') == 1 and photos.count('alt="enhanced crop') == 2
+
+    gain = _text(re.search(r'<section id="gain">(.*?)</section>', page).group(1))
+    gains = []
+    for phone_png, dslr_png, _ in run["triples"]:
+        p, d = (np.asarray(Image.open(io.BytesIO(x)), np.float32) / 255 for x in (phone_png, dslr_png))
+        gains.append(_psnr(np.clip(generator(p[np.newaxis]).numpy()[0], 0, 1), d) - _psnr(p, d))
+    worse = sum(g < 0 for g in gains)
+    assert "all 6 of its patches with a DSLR target" in gain
+    assert f"{worse} of 6 patches ({worse / 6:.1%}) got worse" in gain
+    assert f"median {np.median(gains):+.2f} dB" in gain
+
+    curves = re.search(r'<section id="curves">(.*?)</section>', page).group(1)
+    for anchor in ("curve-weighted", "curve-terms", "curve-discriminator", "curve-accuracy", "curve-val-psnr",
+                   "curve-val-ssim", "curve-other"):
+        assert f'id="{anchor}"' in curves, anchor
+    assert curves.count("data:image/svg+xml;base64,") == 7
+
+
+@pytest.mark.skipif(h.CHROMIUM is None,
+                    reason="no `chromium` binary on PATH (Debian package: apt-get install chromium)")
+def test_page_renders_in_headless_chromium_with_every_image_decoded_and_not_blank(run, tmp_path):
+    evaluation, blessing = run["blessed"]
+    output, page = _report(run, tmp_path, evaluation, blessing, tflite_models=run["tflite"],
+                           ingest_report=run["ingest"])
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", h.PROBE + "</body>"), encoding="utf-8")
+    dom = h.chromium(tmp_path, "--virtual-time-budget=20000", "--dump-dom", "file://" + str(probed))
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run: " + dom[-500:]
+    result = json.loads(html.unescape(found.group(1)))
+    images = result["images"]
+    assert len(images) == page.count("<img ")
+    kinds = {kind: [i for i in images if i["alt"].startswith(kind)] for kind in
+             ("phone photo", "enhanced photo", "DSLR photo", "phone crop", "enhanced crop", "DSLR crop")}
+    assert [len(v) for v in kinds.values()] == [2, 2, 2, 2, 2, 1]
+    plots = [i for i in images if i["alt"].startswith(("Generator loss", "Validation", "Discriminator",
+                                                        "Loss terms", "Other", "PSNR gain"))]
+    assert len(plots) == 8  # seven training-curve panels and the gain histogram
+    for image in images:
+        assert image["complete"] and image["w"] > 0 and image["h"] > 0 and not image["err"], image
+        assert image["std"] > 1.0, image  # not one flat colour: the pixels (or the plot's lines) are there
+    big = kinds["enhanced photo"][0]
+    assert (big["w"], big["h"]) == (530, 40)  # the whole photo, not a patch
+    assert result["slider"]["pos"] == "20%" and "20%" in result["slider"]["clip"]
+
     shot = tmp_path / "page.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                    f"--screenshot={shot}", "--window-size=1200,2000",
-                    "file://" + os.path.join(output.uri, "index.html")],
-                   check=True, timeout=60, capture_output=True)
+    h.chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", "file://" + os.path.join(output.uri,
+                                                                                                    "index.html"))
     pixels = tf.io.decode_png(shot.read_bytes(), channels=3).numpy()
-    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels.shape[:2] == (2400, 1200)
     assert pixels.std() > 10  # text, tables and images, not a blank page
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200  # the inlined photos render

@@ -72,3 +72,45 @@ def test_receptive_field_strides_dilation_pooling_and_nesting():
 def test_receptive_field_refuses_global_layers():
     with pytest.raises(ValueError, match="mixes all positions"):
         blocks.receptive_field(build_discriminator(32))
+
+
+def test_dped_code_kernel_is_the_square_root_construction_not_a_sigma_3_gaussian():
+    k = blocks.dped_code_kernel(21, 3.0)
+    np.testing.assert_allclose(k.sum(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(k, k.T)
+    # separable: sqrt(outer(a, a)) = outer(sqrt(a), sqrt(a)), so rank one
+    assert np.linalg.matrix_rank(k.astype(np.float64), tol=1e-9) == 1
+    # one pixel is 19/63 standard units; sqrt widens by sqrt(2): 4.69 px, 4.34 px as cut to 21 taps
+    assert blocks.kernel_std(k) == pytest.approx(4.337, abs=1e-3)
+    s = blocks.sampled_gaussian_kernel(21, 3.0)
+    np.testing.assert_allclose(s.sum(), 1.0, rtol=1e-6)
+    assert blocks.kernel_std(s) == pytest.approx(3.0, abs=0.05)
+    assert blocks.kernel_std(blocks.sampled_gaussian_kernel(41, 3.0)) == pytest.approx(3.0, abs=1e-3)
+
+
+def test_blur_takes_a_given_kernel():
+    x = tf.random.uniform([1, 24, 24, 2], seed=4)
+    np.testing.assert_allclose(blocks.gaussian_blur(x, kernel=blocks.gaussian_kernel(21, 3.0)),
+                               blocks.gaussian_blur(x), atol=1e-7)
+    delta = np.zeros([3, 3], np.float32)
+    delta[1, 1] = 1.0
+    np.testing.assert_allclose(blocks.gaussian_blur(x, kernel=delta), x, atol=1e-7)
+
+
+@pytest.mark.parametrize("norm,cls", [("none", None), ("batch", "BatchNormalization"),
+                                      ("instance", "InstanceNormalization")])
+def test_residual_block_norms(norm, cls):
+    inp = keras.Input((None, None, 4))
+    model = keras.Model(inp, blocks.residual_block(inp, 4, norm=norm))
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names.count(cls) == (2 if cls else 0)
+    assert model(tf.ones([1, 5, 5, 4])).shape == (1, 5, 5, 4)
+    with pytest.raises(ValueError, match="normalization"):
+        blocks.residual_block(inp, 4, norm="layer")
+
+
+def test_receptive_field_refuses_instance_normalized_generators():
+    from phone2dslr.trainer.dped_networks import build_official_generator
+
+    with pytest.raises(ValueError, match="mixes all positions"):
+        blocks.receptive_field(build_official_generator(4))

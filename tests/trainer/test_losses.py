@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from phone2dslr.trainer import losses
@@ -39,3 +40,40 @@ def test_adversarial_losses():
     assert float(losses.lsgan_discriminator_loss(zeros, ones)) == 1.0
     assert float(losses.lsgan_generator_loss(ones)) == 0.0
     assert float(losses.lsgan_generator_loss(zeros)) == 1.0
+
+
+# --- DPED's per-source forms (their parity with the sources: test_dped_parity.py) -----------------
+
+def test_dped_color_forms_scale_as_their_sources():
+    # a uniform shift c under an identity blur: the per-image sum is H*W*C*c^2 (15,000x a mean on
+    # DPED's 100x100x3 patches, which is why the official colour weight is 0.5, not 500)
+    from phone2dslr.trainer import dped_losses
+
+    x, c, identity = tf.random.uniform([2, 8, 8, 3], seed=3), 0.1, np.ones([1, 1], np.float32)
+    pixels = 8 * 8 * 3
+    for form, expected in (("half-sum", pixels * c ** 2 / 2), ("sum", pixels * c ** 2), ("255-mean", 255 * c ** 2)):
+        np.testing.assert_allclose(float(dped_losses.color_loss(x + c, x, identity, form)), expected, rtol=1e-4)
+
+
+def test_dped_tv_forms_and_unknown_forms():
+    from phone2dslr.trainer import dped_losses
+
+    ramp = tf.tile(tf.reshape(tf.range(6, dtype=tf.float32) * 0.1, [1, 1, 6, 1]), [2, 4, 1, 3])  # dx = 0.1
+    np.testing.assert_allclose(float(dped_losses.tv_loss(ramp, "l2-mean")), 0.01, rtol=1e-5)
+    np.testing.assert_allclose(float(dped_losses.tv_loss(ramp, "l1-sum")), 4 * 5 * 3 * 0.1, rtol=1e-5)
+    with pytest.raises(dped_losses.LossFormError, match="not one of"):
+        dped_losses.tv_loss(ramp, "l3")
+    with pytest.raises(ValueError, match="colour loss form"):
+        dped_losses.color_loss(ramp, ramp, np.ones([1, 1], np.float32), "mean")
+    with pytest.raises(dped_losses.LossFormError, match="texture"):
+        dped_losses.LossForms(color="sum", tv="l2-mean", texture="hinge", blur="gaussian")
+
+
+def test_official_accuracy_and_texture_signs():
+    from phone2dslr.trainer import dped_losses
+
+    p = tf.constant([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])  # columns: real, fake
+    swaps = tf.constant([1.0, 0.0, 0.0])  # shown: DSLR, enhanced, enhanced
+    assert float(dped_losses.official_accuracy(p, swaps)) == pytest.approx(2 / 3)
+    # the generator minimises sum log p(fake): lower when D calls its images real
+    assert float(dped_losses.official_texture_loss(p[:1])) < float(dped_losses.official_texture_loss(p[1:2]))
