@@ -125,7 +125,7 @@ class PipelineConfig:
 # Training recipes per model (trainer/recipes.py registers them; a test keeps the two lists equal).
 # Listed here too so a config names a real recipe before any TensorFlow loads.
 RECIPES: dict[str, tuple[str, ...]] = {
-    "dped": ("official-code", "paper", "rebalanced"),
+    "dped": ("official-code", "paper", "rebalanced", "demo"),
     "wespe": ("paper", "wespe-keras"),
 }
 

@@ -91,8 +91,8 @@ class DPED(EnhancementGAN):
             p = self._d(fake * (1.0 - s4) + real * s4)  # train_model.py:55 (gray is linear)
             return L.official_discriminator_loss(p, s), L.official_accuracy(p, s)
         real_logits, fake_logits = tf.split(self._d(tf.concat([real, fake], 0)), 2)
-        loss = (L.paper_discriminator_loss if self.forms.texture == "sigmoid-sum"
-                else L.rebalanced_discriminator_loss)(real_logits, fake_logits)
+        loss = {"sigmoid-sum": L.paper_discriminator_loss, "sigmoid-mean": L.mean_discriminator_loss}.get(
+            self.forms.texture, L.rebalanced_discriminator_loss)(real_logits, fake_logits)
         return loss, L.logit_accuracy(real_logits, fake_logits)
 
     def generator_terms(self, phone: tf.Tensor, dslr: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -114,6 +114,9 @@ class DPED(EnhancementGAN):
             if f.texture == "sigmoid-sum":
                 out["texture_loss"] = L.paper_texture_loss(fake_logits)
                 out["d_loss"] = L.paper_discriminator_loss(real_logits, fake_logits)
+            elif f.texture == "sigmoid-mean":
+                out["texture_loss"] = L.mean_texture_loss(fake_logits)
+                out["d_loss"] = L.mean_discriminator_loss(real_logits, fake_logits)
             else:
                 out["texture_loss"] = L.rebalanced_texture_loss(real_logits, fake_logits)
                 out["d_loss"] = L.rebalanced_discriminator_loss(real_logits, fake_logits)

@@ -20,9 +20,9 @@ import tensorflow as tf
 
 from phone2dslr.trainer.blocks import dped_code_kernel, gaussian_blur, sampled_gaussian_kernel
 
-COLOR_FORMS = ("half-sum", "sum", "255-mean")
+COLOR_FORMS = ("half-sum", "sum", "255-mean", "mean")
 TV_FORMS = ("l2-mean", "l1-sum")
-TEXTURE_FORMS = ("softmax-swaps", "sigmoid-sum", "logit-labels")
+TEXTURE_FORMS = ("softmax-swaps", "sigmoid-sum", "logit-labels", "sigmoid-mean")
 BLURS = ("dped-code", "gaussian")
 
 
@@ -57,6 +57,7 @@ def color_loss(enhanced: tf.Tensor, target: tf.Tensor, kernel: np.ndarray, form:
     'sum'      (paper, colour loss ||X_b - Y_b||_2^2 per image): sum(...) / B;
     '255-mean' (rebalanced DPED.py:107): 255 * mean(...), the mean over B, H, W and C.
     Its images are (img - mean_RGB) / 255 (ops.py:8-9), whose differences equal ours in [0, 1].
+    'mean'     (our demo recipe): mean(...) over B, H, W and C, on the scale of the pixel MSE.
     """
     diff2 = tf.square(gaussian_blur(_f32(target), kernel=kernel) - gaussian_blur(_f32(enhanced), kernel=kernel))
     if form == "half-sum":
@@ -65,6 +66,8 @@ def color_loss(enhanced: tf.Tensor, target: tf.Tensor, kernel: np.ndarray, form:
         return tf.reduce_sum(diff2) / _batch(enhanced)
     if form == "255-mean":
         return 255.0 * tf.reduce_mean(diff2)
+    if form == "mean":
+        return tf.reduce_mean(diff2)
     raise LossFormError(f"colour loss form {form!r} is not one of {', '.join(COLOR_FORMS)}")
 
 
@@ -129,6 +132,17 @@ def paper_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> 
     """-sum_i [log D(I_t) + log(1 - D(F_W(I_s)))]: the cross-entropy the paper's D minimises,
     summed over the batch as its texture term (the text gives no formula for D's loss)."""
     return tf.reduce_sum(tf.nn.softplus(-_f32(real_logits))) + tf.reduce_sum(tf.nn.softplus(_f32(fake_logits)))
+
+
+def mean_texture_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """Demo recipe: the non-saturating generator loss -log D(G(x)) averaged over the batch
+    (Goodfellow et al. 2014, Sec. 3), mean softplus(-logit): its size does not grow with the batch."""
+    return tf.reduce_mean(tf.nn.softplus(-_f32(fake_logits)))
+
+
+def mean_discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """Demo recipe: the discriminator's cross-entropy, real -> 1 and fake -> 0, each averaged."""
+    return tf.reduce_mean(tf.nn.softplus(-_f32(real_logits))) + tf.reduce_mean(tf.nn.softplus(_f32(fake_logits)))
 
 
 def rebalanced_texture_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:

@@ -107,3 +107,31 @@ REBALANCED = register(Recipe(
 # Blur width of each kernel, for the README's recipes table and the logs.
 BLUR_STD_PX = {"dped-code": kernel_std(dped_code_kernel(21, 3.0)),  # 4.34 px
                "gaussian": kernel_std(sampled_gaussian_kernel(21, 3.0))}  # 2.98 px (cut at 21 taps)
+
+# Not a published recipe: what the embedded demo trains in CPU minutes (configs/demo.yaml), said
+# everywhere it is used. Every term is a mean on the pixel-MSE scale, so the weights read as
+# shares: the fidelity terms (pixel content, blurred colour) lead and the adversarial texture
+# term is a small push, as in PSNR-oriented pre-training before GAN fine-tuning (ESRGAN, Sec. 3.4).
+DEMO = register(Recipe(
+    model="dped", name="demo",
+    source="this project (configs/demo.yaml): DPED's four terms as means, fidelity-led weights",
+    learning_rate=5e-4,  # the official code's rate (utils.py:43)
+    batch_size=16,
+    head="conv1x1",  # with train.global_skip: a zero-initialised correction of the phone photo
+    augment=True,  # flips and rot90, as rebalanced
+    loss_weights={"content": 1.0, "color": 1.0, "texture": 0.002, "tv": 0.0},
+    options={
+        "color": "mean",
+        "tv": "l2-mean",
+        "texture": "sigmoid-mean",  # non-saturating -log D(G(x)), averaged over the batch
+        "blur": "dped-code", "blur_size": 21, "blur_sigma": 3.0,  # the official kernel
+        "d_batch": "same",
+        "generator": "plain", "discriminator": "paper",
+        "adam_epsilon": 1e-7,
+        "content_layer": "relu5_4",
+    },
+    deviations=(
+        "not a source's recipe: DPED's terms as means (colour on the pixel-MSE scale), content "
+        "'pixel' in the demo config (no VGG weights offline), fidelity-led weights (texture 0.002, "
+        "no TV), a no-normalisation generator with a global skip, batch 16 of 50 px patches"),
+))

@@ -54,7 +54,8 @@ def runs(tmp_path_factory):
         "serving_dir": str(tmp / "serving"),
         "data": {"root": str(tmp / "data"), "phone": PHONE, "patch_size": PATCH, "eval_percent": 25},
         "train": {"train_steps": 2, "checkpoint_every": 2, "eval_steps": 1, "batch_size": 2, "filters": 4,
-                  "content": "pixel", "global_skip": True, "log_images_every": 2},
+                  "content": "pixel", "recipe": "rebalanced", "head": "conv1x1", "global_skip": True,
+                  "pretrain_d_steps": 0, "log_images_every": 2},
         "export": {"variants": ["float32", "float16", "dynamic_int8"], "representative_samples": 4,
                    "min_parity_psnr": {"float32": 45.0, "float16": 500.0, "dynamic_int8": 25.0}},
     })
