@@ -84,6 +84,19 @@ def sampled_gaussian_kernel(size: int = 21, sigma: float = 3.0) -> np.ndarray:
     return (g / g.sum()).astype(np.float32)
 
 
+def printed_gaussian_kernel(size: int = 21, amplitude: float = 0.053, sigma: float = 3.0) -> np.ndarray:
+    """WESPE Sec. 3.2 (DPED Sec. 3.1.1): G(k, l) = A exp(-(k - mu)^2 / (2 sigma) - (l - mu)^2 / (2 sigma)).
+
+    A = 0.053, mu = 0, sigma = 3 as printed; sigma sits where a variance goes (A = 1 / (2 pi 3)
+    normalises exactly that Gaussian), so the taps are used as written, not renormalised (they sum
+    to 0.999). The paper gives no size: 21 x 21 (DPED's utils.gauss_kernel default) holds it all
+    (the edge tap is A e^-16.7). Returns float32 [size, size], centred (k, l = -size//2 .. size//2).
+    """
+    k = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    taps = amplitude * np.exp(-(k[:, None] ** 2) / (2 * sigma) - (k[None, :] ** 2) / (2 * sigma))
+    return taps.astype(np.float32)
+
+
 def kernel_std(kernel: np.ndarray) -> float:
     """Standard deviation, in pixels, of a normalised 2-D kernel's row marginal (its blur width)."""
     marginal = np.asarray(kernel, np.float64).sum(axis=1)

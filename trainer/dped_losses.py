@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from phone2dslr.trainer.blocks import dped_code_kernel, gaussian_blur, sampled_gaussian_kernel
+from phone2dslr.trainer.blocks import (dped_code_kernel, gaussian_blur, printed_gaussian_kernel,
+                                       sampled_gaussian_kernel)
 
 COLOR_FORMS = ("half-sum", "sum", "255-mean", "mean")
 TV_FORMS = ("l2-mean", "l1-sum")
 TEXTURE_FORMS = ("softmax-swaps", "sigmoid-sum", "logit-labels", "sigmoid-mean")
-BLURS = ("dped-code", "gaussian")
+BLURS = ("dped-code", "gaussian", "paper-printed")
 
 
 class LossFormError(ValueError):
@@ -41,11 +42,15 @@ def _batch(x: tf.Tensor) -> tf.Tensor:
 def blur_kernel(blur: str, size: int, sigma: float) -> np.ndarray:
     """The colour loss's [size, size] kernel: 'dped-code' is utils.gauss_kernel(size, sigma)
     (official utils.py:20-29, also rebalanced ops.py:23-32; sigma there is its `nsig`), 'gaussian'
-    a sampled Gaussian of standard deviation sigma px (the paper's G(k, l))."""
+    a sampled Gaussian of standard deviation sigma px normalised to sum 1, 'paper-printed' the
+    paper's G(k, l) = A exp(-k^2 / (2 sigma) - l^2 / (2 sigma)) taken as printed (A = 0.053,
+    sigma = 3 where a variance goes; std 1.73 px; blocks.printed_gaussian_kernel)."""
     if blur == "dped-code":
         return dped_code_kernel(size, sigma)
     if blur == "gaussian":
         return sampled_gaussian_kernel(size, sigma)
+    if blur == "paper-printed":
+        return printed_gaussian_kernel(size, sigma=sigma)
     raise LossFormError(f"blur {blur!r} is not one of {', '.join(BLURS)}")
 
 

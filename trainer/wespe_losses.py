@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from phone2dslr.trainer.blocks import printed_gaussian_kernel
 import tensorflow as tf
 
 # ITU-R BT.601 luma as both sources weigh it: tf.image.rgb_to_grayscale (DPED train_model.py:50-51)
@@ -37,17 +39,8 @@ def _f32(x) -> tf.Tensor:
 
 # --- Fixed filters -------------------------------------------------------------------------------
 
-def paper_blur_kernel(size: int = 21, amplitude: float = 0.053, sigma: float = 3.0) -> np.ndarray:
-    """WESPE Sec. 3.2 (DPED Sec. 3.1.1): G(k, l) = A exp(-(k - mu)^2 / (2 sigma) - (l - mu)^2 / (2 sigma)).
-
-    A = 0.053, mu = 0, sigma = 3 as printed; sigma sits where a variance goes (A = 1 / (2 pi 3)
-    normalises exactly that Gaussian), so the taps are used as written, not renormalised (they sum
-    to 0.999). The paper gives no size: 21 x 21 (DPED's utils.gauss_kernel default) holds it all
-    (the edge tap is A e^-16.7). Returns float32 [size, size], centred (k, l = -size//2 .. size//2).
-    """
-    k = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    taps = amplitude * np.exp(-(k[:, None] ** 2) / (2 * sigma) - (k[None, :] ** 2) / (2 * sigma))
-    return taps.astype(np.float32)
+# WESPE Sec. 3.2 prints DPED's colour-loss kernel (DPED Sec. 3.1.1): one definition for both.
+paper_blur_kernel = printed_gaussian_kernel
 
 
 def wespe_keras_blur_kernel(kernlen: int = 23, nsig: float = 3.0) -> np.ndarray:

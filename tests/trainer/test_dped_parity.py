@@ -28,6 +28,7 @@ SOURCE_WEIGHTS = {
     "official-code": {"content": 10.0, "color": 0.5, "texture": 1.0, "tv": 2000.0},  # utils.py:46-49
     "paper": {"content": 1.0, "color": 0.1, "texture": 0.4, "tv": 400.0},  # Sec. 4, total loss
     "rebalanced": {"content": 2.0, "color": 1.2, "texture": 1.0, "tv": 1.0 / 400.0},  # notebook cell 0
+    "demo": {"content": 1.0, "color": 1.0, "texture": 0.002, "tv": 0.0},  # our demo recipe, as documented
 }
 RECIPES = tuple(SOURCE_WEIGHTS)
 
@@ -44,11 +45,10 @@ def np_gauss_kernel(kernlen=21, nsig=3):
 
 
 def np_paper_kernel(size=21, sigma=3.0):
-    """Paper, colour loss: G(k, l) = A exp(-(k - mu)^2 / (2 sigma^2) - (l - mu)^2 / (2 sigma^2)),
-    mu = 0, sigma 3 px (the recipe's reading), A such that the 21x21 taps sum to 1."""
+    """Paper Sec. 3.1.1, colour loss: G(k, l) = A exp(-(k - mu)^2 / (2 sigma) - (l - mu)^2 / (2 sigma))
+    with A = 0.053, mu = 0, sigma = 3, as printed (not renormalised)."""
     k = np.arange(size) - size // 2
-    g = np.exp(-(k[:, None] ** 2) / (2 * sigma ** 2) - (k[None, :] ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
+    return 0.053 * np.exp(-(k[:, None] ** 2) / (2 * sigma) - (k[None, :] ** 2) / (2 * sigma))
 
 
 def np_depthwise_same(x, kernel):
@@ -170,6 +170,14 @@ def _source_terms(name, model, enh, dslr):
         logits = d(np.concatenate([gray(dslr), gray(enh)]))  # D on the batch's DSLR and enhanced images
         texture = -np.sum(log_sigmoid(logits[n:]))  # -sum_i log D(F_W(I_s))
         return {"content": content, "color": color, "texture": texture, "tv": tv}
+    if name == "demo":  # every term a mean; non-saturating texture term (dped_recipes.DEMO)
+        k = np_gauss_kernel(21, 3)
+        color = np.mean((np_depthwise_same(dslr, k) - np_depthwise_same(enh, k)) ** 2)
+        content = np.mean((f_e - f_d) ** 2)
+        tv = np.mean((enh[:, :, 1:] - enh[:, :, :-1]) ** 2) + np.mean((enh[:, 1:] - enh[:, :-1]) ** 2)
+        logits = d(np.concatenate([gray(dslr), gray(enh)]))
+        texture = -np.mean(log_sigmoid(logits[n:]))
+        return {"content": content, "color": color, "texture": texture, "tv": tv}
     # rebalanced: its tensors are (img - mean_RGB) / 255 (ops.py:8-9, utils.py:79-80)
     enh_p, dslr_p = (enh * 255 - MEAN_RGB) / 255, (dslr * 255 - MEAN_RGB) / 255
     k = np_gauss_kernel(21, 3)  # ops.py:35
@@ -214,9 +222,10 @@ def test_discriminator_terms_parity(name, images):
         loss = -np.sum(target * np.log(np.clip(pred, 1e-10, 1.0)))  # :65
         accuracy = np.mean(np.argmax(pred, 1) == np.argmax(target, 1))  # :68-69
         ours = model.discriminator_terms(tf.constant(dslr), tf.constant(enh, tf.float32), swaps=swaps[:, 0])
-    elif name == "paper":
+    elif name in ("paper", "demo"):
         logits = d(np.concatenate([gray(dslr), gray(enh)]))
-        loss = -np.sum(log_sigmoid(logits[:n])) - np.sum(log_sigmoid(-logits[n:]))  # -log D(y) - log(1 - D(G(x)))
+        reduce = np.sum if name == "paper" else np.mean
+        loss = -reduce(log_sigmoid(logits[:n])) - reduce(log_sigmoid(-logits[n:]))  # -log D(y) - log(1 - D(G(x)))
         accuracy = np.mean(np.concatenate([logits[:n] > 0, logits[n:] <= 0]))
         ours = model.discriminator_terms(tf.constant(dslr), tf.constant(enh, tf.float32))
     else:
