@@ -126,7 +126,7 @@ class PipelineConfig:
 # Listed here too so a config names a real recipe before any TensorFlow loads.
 RECIPES: dict[str, tuple[str, ...]] = {
     "dped": ("official-code", "paper", "rebalanced", "demo"),
-    "wespe": ("paper", "wespe-keras"),
+    "wespe": ("paper", "wespe-keras", "demo"),
 }
 
 _CHOICES = {

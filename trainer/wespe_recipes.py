@@ -66,3 +66,30 @@ WESPE_KERAS = register(Recipe(
         "input is not fixed to 100x100. This revision runs BatchNormalization, not the README's "
         "InstanceNormalization, and G = F = 64 filters (G 128 / F 64 was commit 3b61645)."),
 ))
+
+# Not a published recipe: what the embedded unpaired demo trains in CPU minutes
+# (configs/wespe_unpaired.yaml), said wherever it is used. Wespe-Keras' structure (LSGAN means,
+# both cycles) with the fidelity-led balance of the DPED demo: the cycle terms lead, the two
+# adversarial terms only nudge colour and texture, G is a no-normalisation generator that starts
+# as the identity (train.global_skip) and F is half as wide (the Wespe-Keras README's G > F).
+DEMO = register(Recipe(
+    model="wespe", name="demo",
+    source="this project (configs/wespe_unpaired.yaml): Wespe-Keras' loss forms, fidelity-led weights",
+    learning_rate=2e-4, batch_size=16, head="conv1x1", adam_beta_1=0.5, augment=True,
+    loss_weights={"content": 1.0, "content_b": 1.0, "color": 0.01, "texture": 0.005, "tv": 0.0},
+    options={
+        "generator": "dped-plain", "f_width": 0.5,
+        "discriminator": "wespe-keras",
+        "blur": "wespe-keras",
+        "adversarial": "lsgan-mean",
+        "d_loss_weight": 0.5, "d_schedule": "joint",
+        "content_layer": "block2_conv2",
+        "content_input": "vgg", "content_loss": "mse", "cycles": 2,
+        "tv": "dped",
+        "adam_epsilon": 1e-7,
+    },
+    deviations=(
+        "not a source's recipe: Wespe-Keras' LSGAN PatchGANs and both cycles with fidelity-led "
+        "weights (cycles 1 and 1, colour 0.01, texture 0.005, no TV), content 'pixel' in the demo "
+        "config, a no-normalisation G with a global skip and F at half width, batch 16, flips"),
+))

@@ -64,7 +64,7 @@ def test_dped_tv_forms_and_unknown_forms():
     with pytest.raises(dped_losses.LossFormError, match="not one of"):
         dped_losses.tv_loss(ramp, "l3")
     with pytest.raises(ValueError, match="colour loss form"):
-        dped_losses.color_loss(ramp, ramp, np.ones([1, 1], np.float32), "mean")
+        dped_losses.color_loss(ramp, ramp, np.ones([1, 1], np.float32), "median")
     with pytest.raises(dped_losses.LossFormError, match="texture"):
         dped_losses.LossForms(color="sum", tv="l2-mean", texture="hinge", blur="gaussian")
 
