@@ -25,6 +25,10 @@ from phone2dslr.trainer import data, distribute, fitting, models, recipes
 HISTORY_FILE = "history.json"  # per-epoch Keras history beside final_metrics.json in model_run_dir
 
 
+class TrainingDataError(ValueError):
+    """The splits handed to the Trainer cannot feed training (one line, says which)."""
+
+
 def _backup_dir(train: TrainConfig, data_cfg: DataConfig) -> str:
     """Resume only into the same setup: the backup folder is keyed by the configs' hash."""
     key = json.dumps({"train": {k: v for k, v in vars(train).items() if k != "backup_dir"},
@@ -67,7 +71,14 @@ def train_and_export(
     eval_ds = data.paired_dataset(eval_files, raw_spec, transform, eval_batch, shuffle=False, repeat=True)
     eval_steps = max(1, min(eval_steps, n_eval // eval_batch)) if n_eval else 0
 
-    image_batch = next(iter(eval_ds.take(1))) if n_eval else next(iter(train_ds.take(1)))
+    try:
+        image_batch = next(iter(eval_ds.take(1))) if n_eval else next(iter(train_ds.take(1)))
+    except (StopIteration, tf.errors.OutOfRangeError):
+        # An unpaired stream with no image of one side (e.g. the eval split took the only DSLR
+        # scene) ends at once; say which split is short instead of TensorFlow's end-of-sequence.
+        what = "phone or no DSLR images" if train.model == "wespe" else "phone/DSLR pairs"
+        raise TrainingDataError(f"the train split has no {what} to train on; check the data layout "
+                                "and data.eval_percent (the ingest summary lists each split)") from None
     with strategy.scope():
         model = models.create_model(train, patch_size=data_cfg.patch_size)
         model(image_batch["phone"][:1])  # built before fit, so BackupAndRestore can restore into it

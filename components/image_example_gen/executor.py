@@ -179,7 +179,8 @@ def IngestImages(pipeline: beam.Pipeline, options: IngestOptions,  # pylint: dis
                   | "TestPairs" >> beam.Filter(lambda u: u.group == TEST_GROUP and u.phone and u.dslr)
                   | "CountTestPairs" >> beam.combiners.Count.Globally())
     cutoff = (units
-              | "TrainGroups" >> beam.Filter(lambda u: u.group == TRAIN_GROUP and (u.phone or u.dslr))
+              # Eval is drawn from units with a phone image (see splitting.split_of).
+              | "TrainGroups" >> beam.Filter(lambda u: u.group == TRAIN_GROUP and bool(u.phone))
               | "GroupHashes" >> beam.Map(lambda u: stable_int(split_key(u)))
               | "EvalCutoff" >> beam.CombineGlobally(_EvalCutoff(options.eval_percent)))
     out = (units

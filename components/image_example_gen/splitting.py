@@ -128,7 +128,14 @@ def percent_cutoff(eval_percent: int) -> int:
 
 
 def split_of(unit: Unit, cutoff: int) -> str:
-    """test for the test folders; eval when the hash of `split_key(unit)` is below `cutoff`, else train."""
+    """test for the test folders; eval when the hash of `split_key(unit)` is below `cutoff`, else train.
+
+    Units without a phone image (an unpaired layout's trainB, DSLR only) always train: eval groups
+    are drawn from the phone side, so an unpaired layout never loses its DSLR domain, often one
+    scene, to an eval split that could not validate anyway (validation needs pairs).
+    """
     if unit.group == TEST_GROUP:
         return F.TEST
+    if not unit.phone:
+        return F.TRAIN
     return F.EVAL if stable_int(split_key(unit)) < cutoff else F.TRAIN

@@ -184,3 +184,17 @@ def test_shards_hold_every_example_once_in_a_seeded_random_order(tmp_path):
 def test_an_empty_split_still_gets_a_file(tmp_path):
     assert _write([], tmp_path / "e", seed=0, target=100) == []
     assert [p.name for p in _shards(tmp_path / "e")] == ["data_tfrecord-00000-of-00001.gz"]
+
+
+def test_dslr_only_units_always_train_and_eval_comes_from_the_phone_side():
+    from phone2dslr.components.image_example_gen.layout import TRAIN_GROUP, Unit, stable_int
+    from phone2dslr.components.image_example_gen.splitting import split_of
+
+    scene = "motorcycle"
+    above = stable_int(scene) + 1  # a cutoff that sends this scene to eval
+    phone_only = Unit(TRAIN_GROUP, "a1", ("trainA/a1.jpg",), (), photo="m_left", scene=scene)
+    dslr_only = Unit(TRAIN_GROUP, "b1", (), ("trainB/b1.jpg",), photo="m_left", scene=scene)
+    pair = Unit(TRAIN_GROUP, "1", ("p/1.jpg",), ("c/1.jpg",), photo="m_left", scene=scene)
+    assert split_of(phone_only, above) == "eval" and split_of(pair, above) == "eval"
+    assert split_of(dslr_only, above) == "train"  # an unpaired layout keeps its DSLR domain
+    assert split_of(pair, stable_int(scene)) == "train"
