@@ -28,7 +28,7 @@ SOURCE_WEIGHTS = {
     "official-code": {"content": 10.0, "color": 0.5, "texture": 1.0, "tv": 2000.0},  # utils.py:46-49
     "paper": {"content": 1.0, "color": 0.1, "texture": 0.4, "tv": 400.0},  # Sec. 4, total loss
     "rebalanced": {"content": 2.0, "color": 1.2, "texture": 1.0, "tv": 1.0 / 400.0},  # notebook cell 0
-    "demo": {"content": 1.0, "color": 1.0, "texture": 0.002, "tv": 0.0},  # our demo recipe, as documented
+    "demo": {"content": 1.0, "color": 1.0, "texture": 0.0005, "tv": 0.0},  # our demo recipe, as documented
 }
 RECIPES = tuple(SOURCE_WEIGHTS)
 
