@@ -80,7 +80,7 @@ def spans(length: int, tile: int, radius: int) -> list[Span]:
     if tile <= 0 or length <= tile:
         return [Span(0, length, 0, length)]
     if tile <= 2 * radius:
-        raise ValueError(f"tile {tile} must exceed twice the receptive-field radius ({2 * radius}) "
+        raise NotTileableError(f"tile {tile} must exceed twice the receptive-field radius ({2 * radius}) "
                          f"to keep any output; use a larger tile")
     count = 1 + -(-(length - tile) // (tile - 2 * radius))
     size = -(-(length + 2 * radius * (count - 1)) // count)  # smallest equal window that still overlaps

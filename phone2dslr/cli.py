@@ -118,6 +118,17 @@ def _kubeflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(minimum: int):
+    """argparse type: an integer >= minimum (argparse turns the ValueError into a one-line usage error)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise ValueError(text)
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phone2dslr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True,
                    help="a .tflite file, a SavedModel folder, or a TF1 checkpoint prefix (models_orig/iphone_orig)")
     p.add_argument("--out", required=True, help="output folder (same names and formats as the inputs)")
-    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (bounds memory); 0: whole image")
+    p.add_argument("--tile", type=_count(0), default=512, help="tile side in pixels (bounds memory); 0: whole image")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the outputs (1-100)")
-    p.add_argument("--threads", type=int, default=2, help="TFLite threads")
+    p.add_argument("--threads", type=_count(1), default=2, help="TFLite threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_enhance)
 

@@ -175,6 +175,10 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
+    if cls is TrainConfig and "loss_preset" in unknown:
+        raise ConfigError("train.loss_preset was replaced by train.recipe (a complete training recipe: "
+                          "dped official-code | paper | rebalanced | demo); explicit weights go in "
+                          "train.loss_weights")
     if unknown:
         raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     kwargs = {}

@@ -19,6 +19,7 @@ from phone2dslr.components.run_report.photos import full_size_dir
 from phone2dslr.components.tflite_export.component import TFLiteExport
 from phone2dslr.config import PipelineConfig, to_dict
 from phone2dslr.pipeline.evaluation import create_eval_config
+from phone2dslr.trainer import recipes
 
 # Components are named by module path (no module_file): the same installed package then runs in
 # the local runner, in the container image and on Kubeflow.
@@ -57,6 +58,9 @@ def create_components(
     """
     if baseline not in ("resolver", "pushed"):
         raise ValueError(f"baseline {baseline!r}: choose resolver or pushed")
+    # The recipe and its overrides are checked now, so a mistake stops the run before ingest
+    # rather than at the Trainer (RecipeError: one line).
+    recipes.resolve(config.train)
     d = config.data
     example_gen = ImageExampleGen(
         input_base=d.root, layout=d.layout, phone=d.phone, pairing=d.pairing,

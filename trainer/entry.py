@@ -1,4 +1,4 @@
-"""TFX Trainer entry point: `run_fn`, named by module path as `trainer.entry.run_fn`.
+"""TFX Trainer entry point: `run_fn`, named by module path as `phone2dslr.trainer.entry.run_fn`.
 
 It rebuilds the typed config from custom_config, picks the tf.distribute strategy, trains the
 configured method with Keras `fit` (checkpoints for resume, NaN guard, TensorBoard scalars and

@@ -97,6 +97,9 @@ def resolve(train_cfg: Any) -> tuple[Recipe, dict[str, Any]]:
         if unknown:
             raise RecipeError(f"train.loss_weights: unknown term(s) {', '.join(unknown)} for recipe "
                               f"{recipe.model}/{recipe.name}; known: {', '.join(recipe.loss_weights)}")
+        negative = sorted(k for k, v in train_cfg.loss_weights.items() if float(v) < 0)
+        if negative:
+            raise RecipeError(f"train.loss_weights: {', '.join(negative)} must be >= 0 (0 turns a term off)")
         changed = {k: float(v) for k, v in train_cfg.loss_weights.items() if float(v) != recipe.loss_weights[k]}
         if changed:
             overrides["loss_weights"] = {**recipe.loss_weights, **changed}
@@ -108,6 +111,13 @@ def resolve(train_cfg: Any) -> tuple[Recipe, dict[str, Any]]:
                               "pre-train its discriminator; leave it at -1 (or 0)")
         overrides["pretrain_d_steps"] = pretrain
         replaced = dataclasses.replace(replaced, options={**recipe.options, "pretrain_d_steps": pretrain})
+    steps = int(getattr(train_cfg, "train_steps", 0) or 0)
+    pretrain_steps = int(replaced.options.get("pretrain_d_steps", 0))
+    if steps and pretrain_steps >= steps:
+        # The pre-training counts towards train_steps: the generator would never train.
+        raise RecipeError(f"train.train_steps {steps} leaves no generator steps after recipe "
+                          f"{recipe.model}/{recipe.name}'s {pretrain_steps} discriminator pre-training "
+                          "steps; raise train.train_steps or set train.pretrain_d_steps lower (0: none)")
     return replaced, overrides
 
 

@@ -78,3 +78,8 @@ def test_cli_turns_project_errors_into_one_line(capsys, tmp_path):
     bad.write_text("train: {content: pixel, modle: dped}\n")
     assert cli.main(["run", "--config", str(bad)]) == 2
     assert "unknown key(s) modle" in capsys.readouterr().err
+
+
+def test_removed_loss_preset_points_to_the_recipe():
+    with pytest.raises(config_lib.ConfigError, match="replaced by train.recipe"):
+        config_lib.from_dict({"train": {"content": "pixel", "loss_preset": "paper"}})

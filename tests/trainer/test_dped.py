@@ -93,7 +93,11 @@ def test_recipes_resolve_and_explicit_settings_override():
         recipes.get("dped", "best")
     with pytest.raises(ValueError, match="does not pre-train"):
         recipes.resolve(_cfg(recipe="paper", pretrain_d_steps=5))
-    assert recipes.resolve(_cfg(pretrain_d_steps=-1))[0].options["pretrain_d_steps"] == 10000  # DPED.py:189
+    assert recipes.resolve(_cfg(pretrain_d_steps=-1, train_steps=20000))[0].options["pretrain_d_steps"] == 10000  # DPED.py:189
+    with pytest.raises(ValueError, match="leaves no generator steps"):  # 200 steps, all pre-training
+        recipes.resolve(_cfg(pretrain_d_steps=-1, train_steps=200))
+    with pytest.raises(ValueError, match="content must be >= 0"):
+        recipes.resolve(_cfg(loss_weights={"content": -1.0}))
     recipe, overrides = recipes.resolve(_cfg(pretrain_d_steps=7))
     assert recipe.options["pretrain_d_steps"] == 7 and overrides == {"pretrain_d_steps": 7}
     model = dped.create_model(_cfg(recipe="official-code", loss_weights={"texture": 0.25}), patch_size=32)
