@@ -200,7 +200,7 @@ def test_test_split_stays_paired_when_pairs_exist(tmp_path):
 
 
 def test_split_without_a_manifest_is_a_stable_hash_of_the_pair_id():
-    units = [Unit("train", f"iphone/training_data/{i}", (), ()) for i in range(2000)]
+    units = [Unit("train", f"iphone/training_data/{i}", (f"{i}.jpg",), (f"{i}.jpg",)) for i in range(2000)]
     splits = [split_of(u, percent_cutoff(10)) for u in units]
     assert splits == [split_of(u, percent_cutoff(10)) for u in units]
     assert 0.07 < splits.count(F.EVAL) / len(splits) < 0.13
