@@ -76,7 +76,9 @@ def make_example(*, phone: bytes, dslr: bytes, pair_id: str, patch_index: int, d
     feature = {F.PHONE: b(phone), F.DSLR: b(dslr), F.PAIR_ID: b(pair_id), F.PATCH_INDEX: i(patch_index),
                F.DOMAIN: b(domain), F.SOURCE: b(source), F.HEIGHT: i(height), F.WIDTH: i(width),
                F.PHONE_FILE: b(phone_file), F.DSLR_FILE: b(dslr_file)}
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: the feature map's order would otherwise follow Python's per-process string hash
+    # seed, and the shuffled shards are keyed by these bytes (same input + seed -> same files).
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def process_unit(unit: Unit, options: IngestOptions, test_has_pairs: bool = True,

@@ -222,3 +222,22 @@ def test_layout_errors_are_one_line_and_name_the_path(tmp_path):
         check_layout(_opts(tmp_path, layout="unpaired"))
     with pytest.raises(IngestError, match="layout 'flat' is not one of"):
         _opts(tmp_path, layout="flat")
+
+
+def test_example_bytes_do_not_depend_on_the_process_hash_seed(tmp_path):
+    """The shuffled shards are keyed by the serialized example: the same input must give the same
+    bytes in every process (a feature map serialized in hash order would not)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, phone2dslr\n"
+            "from phone2dslr.components.image_example_gen.reading import make_example\n"
+            "e = make_example(phone=b'p', dslr=b'd', pair_id='iphone/training_data/1', patch_index=0,\n"
+            "                 domain=b'paired', source='iphone', height=8, width=8,\n"
+            "                 phone_file='iphone/1.jpg', dslr_file='canon/1.jpg')\n"
+            "print(hashlib.sha256(e).hexdigest())\n")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+               for seed in (1, 2, 3)}
+    assert len(digests) == 1, digests
