@@ -44,7 +44,13 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from phone2dslr.pipeline import local_runner
 
+    from phone2dslr.trainer import recipes
+
     cfg = config_lib.load(args.config, args.set)
+    try:  # the recipe and its overrides are config too: check them before any demo data or ingest
+        recipes.resolve(cfg.train)
+    except recipes.RecipeError as e:
+        raise config_lib.ConfigError(str(e)) from None
     return local_runner.run(cfg, until=args.until, verbose=args.verbose)
 
 
@@ -118,14 +124,15 @@ def _kubeflow(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(minimum: int):
-    """argparse type: an integer >= minimum (argparse turns the ValueError into a one-line usage error)."""
+def _count(minimum: int, maximum: int | None = None):
+    """argparse type: an integer in [minimum, maximum] (argparse turns the ValueError into a usage error
+    before any model loads)."""
     def parse(text: str) -> int:
         value = int(text)
-        if value < minimum:
+        if value < minimum or (maximum is not None and value > maximum):
             raise ValueError(text)
         return value
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"integer >= {minimum}" if maximum is None else f"integer in {minimum}..{maximum}"
     return parse
 
 
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a .tflite file, a SavedModel folder, or a TF1 checkpoint prefix (models_orig/iphone_orig)")
     p.add_argument("--out", required=True, help="output folder (same names and formats as the inputs)")
     p.add_argument("--tile", type=_count(0), default=512, help="tile side in pixels (bounds memory); 0: whole image")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of the outputs (1-100)")
+    p.add_argument("--quality", type=_count(1, 100), default=95, help="JPEG quality of the outputs (1-100)")
     p.add_argument("--threads", type=_count(1), default=2, help="TFLite threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_enhance)

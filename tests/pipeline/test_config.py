@@ -1,5 +1,6 @@
 """The YAML config: every shipped file loads, and mistakes are one-line errors, not defaults."""
 import glob
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,14 @@ def test_cli_turns_project_errors_into_one_line(capsys, tmp_path):
 def test_removed_loss_preset_points_to_the_recipe():
     with pytest.raises(config_lib.ConfigError, match="replaced by train.recipe"):
         config_lib.from_dict({"train": {"content": "pixel", "loss_preset": "paper"}})
+
+
+def test_cli_checks_the_recipe_before_any_work(capsys, tmp_path, monkeypatch):
+    from phone2dslr import cli
+
+    monkeypatch.chdir(tmp_path)
+    demo = str(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
+    assert cli.main(["run", "--config", demo, "--set", "train.loss_weights.content=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("config error: train.loss_weights") and "\n" not in err
+    assert not (tmp_path / "demo_data").exists() and not (tmp_path / "runs").exists()
