@@ -1,8 +1,9 @@
 """The embedded demo dataset: real photos, a simulated phone camera, DPED and unpaired layouts.
 
-DPED cannot be downloaded here, so the demo builds its own small stand-in from the photographs
-scikit-image ships inside its wheel (`skimage/data`, read straight from disk with Pillow: no
-fetcher, no network). The photo is the DSLR ("canon") side; the phone side is that photo passed
+DPED cannot be downloaded here, so the demo builds its own small stand-in from the colour
+photographs that locked dependencies ship inside their wheels (scikit-image's `skimage/data`,
+scikit-learn's `sklearn/datasets/images`, matplotlib's `mpl-data/sample_data`; read straight from
+disk with Pillow: no fetcher, no network). The photo is the DSLR ("canon") side; the phone side is that photo passed
 through `simulate_phone`, a camera model whose every random choice comes from one
 `numpy.random.Generator` seeded from `seed`, so the same seed writes byte-identical files.
 
@@ -55,22 +56,29 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-# Bundled photo name -> file in skimage/data. Grayscale, synthetic and microscopy images are left
-# out: a phone simulation needs colour photographs of real scenes.
-PHOTO_FILES: dict[str, str] = {
-    "astronaut": "astronaut.png",
-    "motorcycle_left": "motorcycle_left.png",
-    "motorcycle_right": "motorcycle_right.png",
-    "hubble_deep_field": "hubble_deep_field.jpg",
-    "chelsea": "chelsea.png",
-    "coffee": "coffee.png",
-    "rocket": "rocket.jpg",
+# Bundled photo name -> (package, file inside it). Grayscale, synthetic and microscopy images are
+# left out: a phone simulation needs colour photographs of real scenes. Seven training photos in
+# six scenes: with fewer, the scene the eval split holds out took half the training patches.
+PHOTO_FILES: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "data/astronaut.png"),
+    "motorcycle_left": ("skimage", "data/motorcycle_left.png"),
+    "motorcycle_right": ("skimage", "data/motorcycle_right.png"),
+    "hubble_deep_field": ("skimage", "data/hubble_deep_field.jpg"),
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    "chelsea": ("skimage", "data/chelsea.png"),
+    "coffee": ("skimage", "data/coffee.png"),
+    "rocket": ("skimage", "data/rocket.jpg"),
 }
-TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "motorcycle_left", "motorcycle_right", "hubble_deep_field")
+TRAIN_PHOTOS: tuple[str, ...] = ("astronaut", "motorcycle_left", "motorcycle_right", "hubble_deep_field",
+                                 "china", "flower", "grace_hopper")
 TEST_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "rocket")
-# Unpaired training domains take whole scenes, so no scene (and no pair) is seen from both sides.
-UNPAIRED_A_PHOTOS: tuple[str, ...] = ("astronaut", "hubble_deep_field")  # trainA: phone patches
-UNPAIRED_B_PHOTOS: tuple[str, ...] = ("motorcycle_left", "motorcycle_right")  # trainB: DSLR patches
+# Unpaired training domains take whole scenes, so no scene (and no pair) is seen from both sides;
+# each side holds a portrait and other kinds of scene, so that neither domain is one kind of
+# picture a discriminator could tell apart by content instead of by camera.
+UNPAIRED_A_PHOTOS: tuple[str, ...] = ("astronaut", "china", "hubble_deep_field")  # trainA: phone
+UNPAIRED_B_PHOTOS: tuple[str, ...] = ("grace_hopper", "motorcycle_left", "motorcycle_right", "flower")  # trainB: DSLR
 
 # The scene a photo shows; photos not listed are their own scene. The stereo views are one scene.
 SCENES: dict[str, str] = {"motorcycle_left": "motorcycle", "motorcycle_right": "motorcycle"}
@@ -79,7 +87,7 @@ MAX_SIDE = 640  # photos larger than this are downscaled: modest full-size image
 DSLR_SIDE = "canon"  # DPED's folder name for the DSLR side
 MARKER = "DONE.json"  # written last: its presence means the dataset is complete
 _OWNER = ".phone2dslr-demo"  # written first and kept: the folders beside it are ours to replace
-_FORMAT = 2  # bump when the output changes for the same parameters, so `ensure` rebuilds
+_FORMAT = 3  # bump when the output changes for the same parameters, so `ensure` rebuilds
 # The image ExampleGen's photo manifest (components/image_example_gen/splitting.py), per folder group.
 MANIFEST_HEADER = ("name", "photo", "scene")
 _SAVE_QUALITY = 95
@@ -303,7 +311,8 @@ def ensure(
 
 def load_photo(name: str, full_size: int = 0) -> np.ndarray:
     """One bundled photo as uint8 HxWx3, downscaled to `full_size` (0: `MAX_SIDE`) longest side."""
-    with resources.as_file(resources.files("skimage") / "data" / PHOTO_FILES[name]) as path:
+    package, inside = PHOTO_FILES[name]
+    with resources.as_file(resources.files(package).joinpath(*inside.split("/"))) as path:
         with Image.open(path) as im:
             im = im.convert("RGB")
             limit = full_size or MAX_SIDE

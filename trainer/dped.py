@@ -177,6 +177,7 @@ class DPED(EnhancementGAN):
             out = self._pretrain_step(phone, dslr, per_replica)
         else:
             out = self._joint_step(phone, dslr, phone_d, dslr_d, per_replica)
+            self.update_generator_average()
         for name, value in out.items():
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in self.LOSS_NAMES}
@@ -229,6 +230,7 @@ def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:
         augment=recipe.augment and train_cfg.augment,
         pretrain_d_steps=options.get("pretrain_d_steps", 0),
         seed=train_cfg.seed,
+        ema_decay=recipe.ema_decay,
         name="dped",
     )
     epsilon = options.get("adam_epsilon", 1e-7)

@@ -90,7 +90,7 @@ def train_and_export(
         checkpoint_every=train.checkpoint_every, backup_dir=_backup_dir(train, data_cfg), log_dir=log_dir,
         image_batch=image_batch, log_images_every=train.log_images_every, keep_best=train.keep_best)
     export_dir = serving_model_dir if is_chief else tempfile.mkdtemp(prefix="worker_export_")
-    export_generator(model.generator, export_dir, tft_layer, raw_spec)
+    export_generator(model.exported_generator, export_dir, tft_layer, raw_spec)
     logged = history.history
     epochs = len(next(iter(logged.values())))
     epoch = epochs - 1

@@ -34,7 +34,9 @@ class Recipe:
     head: generator output head. adam_beta_1: Adam's first-moment decay. augment: random flips /
     rotations of the training patches (train.augment: false turns them off). batches_per_step:
     batches of batch_size drawn per training step (2: the official DPED code's discriminator step
-    draws a new batch after the generator's). options: model-specific choices (loss
+    draws a new batch after the generator's). ema_decay: decay of an exponential moving average
+    of the generator's weights, which is then validated and exported (0: none; no published
+    DPED/WESPE recipe keeps one, BasicSR and KAIR do). options: model-specific choices (loss
     normalisation, blur kernel, discriminator form, ...), read by the model module. deviations:
     what still differs from the source, and why (shown in logs and the README's recipes table).
     """
@@ -49,6 +51,7 @@ class Recipe:
     adam_beta_1: float = 0.9
     augment: bool = True
     batches_per_step: int = 1
+    ema_decay: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
     deviations: str = ""
 
@@ -128,6 +131,8 @@ def describe(recipe: Recipe, overrides: dict[str, Any] | None = None) -> str:
                         for k, v in recipe.options.items() if isinstance(v, (str, int, float)))
     text = (f"recipe {recipe.model}/{recipe.name} ({recipe.source}): lr {recipe.learning_rate:g}, "
             f"batch {recipe.batch_size}, head {recipe.head}, weights {weights}")
+    if recipe.ema_decay:
+        text += f", generator EMA {recipe.ema_decay:g}"
     if options:
         text += f"; {options}"
     if overrides:

@@ -6,6 +6,7 @@
           + w_color     * adv_G(D_color(G(a)))         D_color blurs its input
           + w_texture   * adv_G(D_texture(G(a)))       D_texture turns it gray
           + w_tv        * TV(G(a))
+          [+ w_identity * mean|G(b) - b|]                    CycleGAN's identity mapping loss
     D_color and D_texture learn b -> real, G(a) -> fake with the same adversarial form.
 
 What each term is exactly (normalisation, layer, kernel, discriminator, update order) is the
@@ -44,6 +45,7 @@ CHOICES = {
     "content_input": ("vgg", "raw"),
     "content_loss": tuple(CONTENT),
     "tv": tuple(TV),
+    "identity": ("none", "mae"),
 }
 
 
@@ -81,6 +83,8 @@ class WESPEConfig:
     content_loss: str = "mse"
     cycles: int = 1
     tv: str = "dped"
+    identity: str = "none"
+    ema_decay: float = 0.0
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"content": 1.0, "color": 5e-3, "texture": 5e-3, "tv": 10.0})
     learning_rate: float = 5e-4
@@ -102,7 +106,8 @@ class WESPEConfig:
     @property
     def terms(self) -> tuple[str, ...]:
         """Generator loss terms, in logging order."""
-        return ("content",) + (("content_b",) if self.cycles == 2 else ()) + ("color", "texture", "tv")
+        return (("content",) + (("content_b",) if self.cycles == 2 else ()) + ("color", "texture", "tv")
+                + (("identity",) if self.identity != "none" else ()))
 
     @property
     def f_filters(self) -> int:
@@ -124,6 +129,7 @@ class WESPEConfig:
                       "content": train_cfg.content, "vgg_weights": train_cfg.vgg_weights,
                       "loss_weights": dict(recipe.loss_weights), "learning_rate": recipe.learning_rate,
                       "beta_1": recipe.adam_beta_1, "augment": recipe.augment and train_cfg.augment,
+                      "ema_decay": recipe.ema_decay,
                       "jit_compile": train_cfg.jit_compile})
 
 
@@ -138,7 +144,7 @@ class WESPE(EnhancementGAN):
 
     def __init__(self, generator: keras.Model, inverse: keras.Model, color_discriminator: keras.Model,
                  texture_discriminator: keras.Model, content: keras.Model, cfg: WESPEConfig, **kwargs):
-        super().__init__(generator, **kwargs)  # G: A -> B
+        super().__init__(generator, ema_decay=cfg.ema_decay, **kwargs)  # G: A -> B
         self.inverse = inverse  # F: B -> A
         self.color_discriminator = color_discriminator
         self.texture_discriminator = texture_discriminator
@@ -168,6 +174,8 @@ class WESPE(EnhancementGAN):
         if self.spec.cycles == 2:
             images["fake_a"] = self.inverse(b, training=training)
             images["rec_b"] = self.generator(images["fake_a"], training=training)
+        if self.spec.identity != "none":
+            images["idt_b"] = self.generator(b, training=training)
         return images
 
     def _generator_terms(self, a, b, images, color_fake, texture_fake) -> dict[str, tf.Tensor]:
@@ -177,6 +185,11 @@ class WESPE(EnhancementGAN):
             raw["content_b"] = content(self._features(images["rec_b"]), tf.stop_gradient(self._features(b)))
         raw.update(color=self._adv_g(color_fake), texture=self._adv_g(texture_fake),
                    tv=TV[self.spec.tv](images["fake_b"]))
+        if self.spec.identity != "none":
+            # Zhu et al., CycleGAN (ICCV 2017) Sec. 5.2 and their code's criterionIdt = L1Loss:
+            # G must leave photos that already look like the DSLR's unchanged, so it can only
+            # change what tells the two cameras apart, not what tells the two sets of scenes apart.
+            raw["identity"] = tf.reduce_mean(tf.abs(images["idt_b"] - b))
         weighted, total = weighted_total(raw, self.spec.loss_weights)
         out = {f"{k}_loss": v for k, v in raw.items()}
         out.update({f"{k}_weighted": v for k, v in weighted.items()}, g_loss=total)
@@ -265,6 +278,7 @@ class WESPE(EnhancementGAN):
         replicas = float(tf.distribute.get_strategy().num_replicas_in_sync)
         step = self._joint_step if self.spec.d_schedule == "joint" else self._real_then_fake_step
         out = step(a, b, replicas)
+        self.update_generator_average()
         for name in self.loss_names:
             self.trackers[name].update_state(out[name])
         return {name: self.trackers[name].result() for name in self.loss_names}

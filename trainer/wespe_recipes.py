@@ -75,9 +75,11 @@ WESPE_KERAS = register(Recipe(
 DEMO = register(Recipe(
     model="wespe", name="demo",
     source="this project (configs/wespe_unpaired.yaml): Wespe-Keras' loss forms, fidelity-led weights",
-    learning_rate=2e-4, batch_size=16, head="conv1x1", adam_beta_1=0.5, augment=True,
-    loss_weights={"content": 1.0, "content_b": 1.0, "color": 0.01, "texture": 0.005, "tv": 0.0},
+    learning_rate=2e-4, batch_size=16, head="conv1x1", adam_beta_1=0.5, augment=True, ema_decay=0.98,
+    loss_weights={"content": 1.0, "content_b": 1.0, "color": 0.01, "texture": 0.005, "tv": 0.0,
+                  "identity": 0.01},
     options={
+        "identity": "mae",
         "generator": "dped-plain", "f_width": 0.5,
         "discriminator": "wespe-keras",
         "blur": "wespe-keras",
