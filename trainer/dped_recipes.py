@@ -138,5 +138,6 @@ DEMO = register(Recipe(
     deviations=(
         "not a source's recipe: DPED's terms as means (colour on the pixel-MSE scale), content "
         "'pixel' in the demo config (no VGG weights offline), fidelity-led weights (texture 5e-4, "
-        "no TV), a no-normalisation generator with a global skip, batch 16 of 50 px patches"),
+        "no TV), a no-normalisation generator with a global skip, batch 16 of 50 px patches, an "
+        "EMA of the generator's weights (decay 0.99) that is validated and exported"),
 ))

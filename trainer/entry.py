@@ -102,22 +102,24 @@ def train_and_export(
         with tf.io.gfile.GFile(os.path.join(model_run_dir, "final_metrics.json"), "w") as f:
             json.dump(final, f, indent=2, sort_keys=True)
         with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
-            json.dump(history_record(logged, epoch + 1, min(train_steps, train.checkpoint_every), train.keep_best),
-                      f, indent=1, sort_keys=True)
+            json.dump(history_record(logged, epoch + 1, min(train_steps, train.checkpoint_every), train.keep_best,
+                                     recipes.as_dict(recipe, overrides)), f, indent=1, sort_keys=True)
     return final
 
 
 def history_record(logged: dict[str, list[Any]], best_epoch: int, steps_per_epoch: int,
-                   keep_best: bool) -> dict[str, Any]:
+                   keep_best: bool, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """What history.json holds for the run report's training curves (components/run_report/curves.py).
 
     history: Keras `History.history`, every logged name -> one float per epoch (after a resume,
     the epochs run since); best_epoch: 1-based, the epoch whose weights were exported (the last
     one unless keep_best chose another); steps_per_epoch: training steps per epoch (the last
-    epoch may be shorter). NaN and inf are written as JSON's NaN / Infinity, which Python reads.
+    epoch may be shorter); recipe: the effective recipe (recipes.as_dict), which the report states.
+    NaN and inf are written as JSON's NaN / Infinity, which Python reads.
     """
     return {"history": {k: [float(v) for v in values] for k, values in logged.items()},
-            "best_epoch": int(best_epoch), "steps_per_epoch": int(steps_per_epoch), "keep_best": bool(keep_best)}
+            "best_epoch": int(best_epoch), "steps_per_epoch": int(steps_per_epoch), "keep_best": bool(keep_best),
+            "recipe": dict(recipe or {})}
 
 
 def run_fn(fn_args: Any) -> None:

@@ -72,6 +72,10 @@ WESPE_KERAS = register(Recipe(
 # both cycles) with the fidelity-led balance of the DPED demo: the cycle terms lead, the two
 # adversarial terms only nudge colour and texture, G is a no-normalisation generator that starts
 # as the identity (train.global_skip) and F is half as wide (the Wespe-Keras README's G > F).
+# Two stabilisers the field uses, chosen because the demo's phone and DSLR photos show different
+# scenes: CycleGAN's identity term (G(b) = b), so G cannot learn what tells the scenes apart, only
+# what tells the cameras apart; and an EMA of G's weights (BasicSR, KAIR), which is exported,
+# because unpaired training has no validation pairs to pick the best epoch with.
 DEMO = register(Recipe(
     model="wespe", name="demo",
     source="this project (configs/wespe_unpaired.yaml): Wespe-Keras' loss forms, fidelity-led weights",
@@ -92,6 +96,7 @@ DEMO = register(Recipe(
     },
     deviations=(
         "not a source's recipe: Wespe-Keras' LSGAN PatchGANs and both cycles with fidelity-led "
-        "weights (cycles 1 and 1, colour 0.01, texture 0.005, no TV), content 'pixel' in the demo "
-        "config, a no-normalisation G with a global skip and F at half width, batch 16, flips"),
+        "weights (cycles 1 and 1, colour 0.01, texture 0.005, no TV), CycleGAN's L1 identity term "
+        "(0.01), an EMA of G's weights (decay 0.98, exported), content 'pixel' in the demo config, "
+        "a no-normalisation G with a global skip and F at half width, batch 16, flips"),
 ))

@@ -54,7 +54,8 @@ class Panel:
 def read_history(model_run_dir: str) -> dict[str, Any]:
     """history.json of a Trainer model_run folder as written by trainer/entry.py.
 
-    Returns {"history": {name: [float]}, "best_epoch": int (1-based), "steps_per_epoch": int}.
+    Returns {"history": {name: [float]}, "best_epoch": int (1-based), "steps_per_epoch": int,
+    "recipe": dict (recipes.as_dict; empty in a history written before it was recorded)}.
     Raises HistoryError when it is missing or malformed.
     """
     path = os.path.join(model_run_dir, HISTORY_FILE)
@@ -71,7 +72,8 @@ def read_history(model_run_dir: str) -> dict[str, Any]:
     epochs = max((len(v) for v in history.values()), default=0)
     return {"history": {str(k): [_number(x) for x in v] for k, v in history.items()},
             "best_epoch": int(record.get("best_epoch") or epochs),
-            "steps_per_epoch": int(record.get("steps_per_epoch") or 0)}
+            "steps_per_epoch": int(record.get("steps_per_epoch") or 0),
+            "recipe": record["recipe"] if isinstance(record.get("recipe"), dict) else {}}
 
 
 def panels(history: dict[str, list[float]]) -> list[Panel]:
@@ -167,7 +169,24 @@ def for_report(model_run_dir: str | None) -> tuple[list[Plot], str]:
     note = (f"{epochs} epoch(s)" + (f" of {per} steps" if per else "") + ", one value per epoch as Keras logged "
             "it (training losses: the epoch's mean; validation: on the eval split); dotted: epoch "
             f"{record['best_epoch']}, whose weights were exported; from {os.path.join(model_run_dir, HISTORY_FILE)}")
-    return plots, note
+    return plots, note + recipe_note(record.get("recipe") or {})
+
+
+def recipe_note(recipe: dict[str, Any]) -> str:
+    """What the run trained, in words, from history.json's `recipe` (trainer/recipes.as_dict): name,
+    source, the EMA when there is one, how it differs from its source and what the config overrode.
+    Empty for a history without one (written before the recipe was recorded)."""
+    if not recipe.get("name"):
+        return ""
+    text = f". Recipe {recipe.get('model', '?')}/{recipe['name']}, following {recipe.get('source', '?')}"
+    if float(recipe.get("ema_decay") or 0.0) > 0:
+        text += (f"; the exported generator is the exponential moving average of its weights (decay "
+                 f"{float(recipe['ema_decay']):g}), and so is what validation scored")
+    if recipe.get("deviations"):
+        text += f"; differs from its source: {recipe['deviations']}"
+    if recipe.get("overrides"):
+        text += "; overridden by the config: " + ", ".join(f"{k}={v}" for k, v in recipe["overrides"].items())
+    return text + "."
 
 
 def _positive(series: dict[str, list[float]]) -> bool:

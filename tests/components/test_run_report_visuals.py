@@ -67,6 +67,21 @@ def test_history_json_round_trips_and_every_logged_series_is_drawn_in_exactly_on
     assert plots == curves.for_report(str(tmp_path))[0]  # the same history gives the same bytes
 
 
+def test_the_curves_note_states_the_recipe_its_average_and_how_it_differs(tmp_path):
+    from phone2dslr.trainer import recipes
+
+    demo = recipes.get("dped", "demo")
+    record = history_record({"g_loss": [1.0, 0.5]}, 2, 10, True, recipes.as_dict(demo, {"batch_size": 8}))
+    (tmp_path / curves.HISTORY_FILE).write_text(json.dumps(record))
+    note = curves.for_report(str(tmp_path))[1]
+    assert f"Recipe dped/demo, following {demo.source}" in note
+    assert f"moving average of its weights (decay {demo.ema_decay:g})" in note
+    assert demo.deviations in note and "overridden by the config: batch_size=8" in note
+    paper = curves.recipe_note(recipes.as_dict(recipes.get("dped", "paper")))
+    assert "Recipe dped/paper" in paper and "moving average" not in paper  # the source keeps no EMA
+    assert curves.recipe_note({}) == ""  # a history written before recipes were recorded
+
+
 def test_missing_or_malformed_history_leaves_a_note_not_a_failure(tmp_path):
     assert curves.for_report(None)[1].startswith("no training curves: the Trainer's model_run output")
     plots, note = curves.for_report(str(tmp_path))

@@ -148,7 +148,7 @@ def test_photo_manifests_name_every_patch_photo_and_scene(demo):
                 for m in found}
 
     scene = {p: demo_data.SCENES.get(p, p) for p in demo_data.PHOTO_FILES}
-    assert scene["motorcycle_left"] == scene["motorcycle_right"] and len(set(scene.values())) == 6
+    assert scene["motorcycle_left"] == scene["motorcycle_right"] and len(set(scene.values())) == 9
     dped = listed(demo.dped_root, "dped")
     train_dir = demo.dped_root / PHONE / "training_data" / PHONE
     assert sorted(dped["train"]) == sorted(p.stem for p in train_dir.glob("*.jpg"))

@@ -95,3 +95,24 @@ def test_batch_sums_are_not_divided_by_the_replica_count():
     keras_recipe = wespe.create_model(_cfg(recipe="wespe-keras"))
     assert paper._scale("color", 4.0) == 1.0 and paper._scale("d", 4.0) == 1.0
     assert paper._scale("content", 4.0) == 0.25 and keras_recipe._scale("color", 4.0) == 0.25
+
+
+def test_identity_term_is_cyclegans_l1_on_dslr_images(seeded):
+    """Zhu et al., CycleGAN (ICCV 2017) Sec. 5.2; their criterionIdt = L1Loss(G(real_B), real_B)."""
+    cfg = wespe.WESPEConfig.from_train_config(_cfg(recipe="demo", global_skip=True, filters=4), patch_size=32)
+    assert cfg.identity == "mae" and cfg.terms[-1] == "identity" and cfg.loss_weights["identity"] > 0
+    model = wespe.build(cfg)
+    batch = pair_batch(32, batch=2)
+    # Move G off the identity first (it starts as one: zero-initialised correction).
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=3, epochs=1, verbose=0)
+    out = model.generator_losses(batch["phone"], batch["dslr"])
+    expected = np.mean(np.abs(model.generator(batch["dslr"]).numpy() - batch["dslr"]))
+    assert expected > 0
+    np.testing.assert_allclose(out["identity_loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(out["identity_weighted"], cfg.loss_weights["identity"] * expected, rtol=1e-5)
+    terms = [t for t in cfg.terms]
+    np.testing.assert_allclose(out["g_loss"], sum(out[f"{t}_weighted"] for t in terms), rtol=1e-5)
+    with pytest.raises(wespe.WESPEConfigError, match="identity"):
+        wespe.WESPEConfig(identity="l2")
+    with pytest.raises(wespe.WESPEConfigError, match="the terms are"):
+        wespe.WESPEConfig(identity="mae")  # loss_weights lack the identity term
