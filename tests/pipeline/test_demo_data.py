@@ -63,7 +63,7 @@ def test_dped_layout_and_counts(demo):
     test_phone, test_dslr = root / "test_data" / "patches" / PHONE, root / "test_data" / "patches" / "canon"
     full = root / "test_data" / "full_size_test_images"
 
-    assert 300 <= demo.train_pairs <= 500
+    assert 500 <= demo.train_pairs <= 700  # seven training photos (598 pairs at the default sizes)
     assert 40 <= demo.test_pairs <= 80
     assert demo.full_size_images == len(demo_data.TEST_PHOTOS)
     # DPED names pairs 0.jpg, 1.jpg, ... with no gaps; both sides hold the same names.
