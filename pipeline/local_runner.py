@@ -12,7 +12,7 @@ import phone2dslr    # noqa: F401  (Keras/TF environment first)
 from phone2dslr import console
 from phone2dslr.config import PipelineConfig
 from phone2dslr.errors import one_line
-from phone2dslr.pipeline import outputs
+from phone2dslr.pipeline import outputs, run_lock
 
 
 class _Progress(logging.Filter):
@@ -97,7 +97,19 @@ def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = N
 
     verbose: print TFX's whole INFO log, not only one progress line per component.
     Returns a process exit code; failures end with one readable line rather than a Beam trace.
+    Raises run_lock.RunLockError (one line, naming the running one) when another run holds the
+    pipeline root: two runs would write its MLMD database and folders at once (pipeline/run_lock.py).
     """
+    # First of all, so that a second run stops before it writes anything. A remote (gs://) root
+    # cannot hold a flock; the local MLMD database's folder, which such a run also writes, is locked.
+    lock_dir = config.pipeline_root if "://" not in config.pipeline_root else \
+        os.path.dirname(os.path.abspath(config.metadata_path))
+    with run_lock.hold(lock_dir):
+        return _run_locked(config, until, run_fn, verbose)
+
+
+def _run_locked(config: PipelineConfig, until: str | None, run_fn: str | None, verbose: bool) -> int:
+    """`run` once this process holds the pipeline root."""
     from tfx import v1 as tfx
 
     from phone2dslr.pipeline.pipeline import create_pipeline

@@ -99,7 +99,11 @@ def _verdict(artifacts: dict[tuple[str, str], Any]) -> list[str]:
     if pushed is not None and pushed.custom_properties.get("pushed") and \
             pushed.custom_properties["pushed"].int_value:
         destination = pushed.custom_properties["pushed_destination"].string_value
-        lines.append(f"{'pushed model':>16}: {destination}")
+        already = pushed.custom_properties.get("already_pushed")
+        # A cached model re-run: say that the version shown is the earlier push, not a new one.
+        note = (f" (already pushed: version {os.path.basename(destination)} holds the same files; "
+                "nothing new copied)" if already is not None and already.int_value else "")
+        lines.append(f"{'pushed model':>16}: {destination}{note}")
         variants = pushed.custom_properties.get("tflite_variants")
         if variants is not None and variants.string_value:
             for variant in variants.string_value.split(","):

@@ -1,9 +1,9 @@
 """LatestPushedModel executor: copy the newest complete push into a Model artifact.
 
-The Pusher writes `<serving_dir>/<version>/` with the version a unix timestamp
-(tfx/components/pusher/executor.py, Versioning.AUTO = UNIX_TIMESTAMP) and copies `saved_model.pb`
-last, so a version folder holding `saved_model.pb` holds a complete SavedModel. The project's
-ModelPusher then adds `tflite/` there; only the SavedModel is copied into the baseline.
+The project's ModelPusher writes `<serving_dir>/<version>/` with the version a unix timestamp (as
+tfx/components/pusher/executor.py, Versioning.AUTO = UNIX_TIMESTAMP), puts `tflite/` and its push
+record `push.json` there, and copies `saved_model.pb` last, so a version folder holding
+`saved_model.pb` holds a complete push. Only the SavedModel is copied into the baseline.
 
 When nothing has been pushed yet, the candidate model itself is copied as the baseline. A Kubeflow
 step always hands its consumer one artifact, and the stock Evaluator treats any baseline artifact as
@@ -32,8 +32,10 @@ SOURCE_PROPERTY = "baseline_source"  # "pushed" or "candidate" (nothing pushed y
 VERSION_PROPERTY = "pushed_version"  # the version folder name, when pushed
 PUSHED_PATH_PROPERTY = "pushed_path"  # the folder it was copied from, when pushed
 
+# ModelPusher's record of a push in its version folder (the model's fingerprint, where it came from).
+PUSH_RECORD = "push.json"
 # What ModelPusher adds to a version folder beside the SavedModel; not part of the baseline model.
-PUSHER_EXTRAS = ("tflite",)
+PUSHER_EXTRAS = ("tflite", PUSH_RECORD)
 
 
 def latest_push(serving_dir: str) -> str | None:
@@ -60,7 +62,7 @@ class Executor(base_executor.BaseExecutor):
         deny: list[str] = []
         if pushed:
             source = pushed
-            deny = [f"^{re.escape(pushed.rstrip('/'))}/{name}(/|$)" for name in PUSHER_EXTRAS]
+            deny = [f"^{re.escape(pushed.rstrip('/'))}/{re.escape(name)}(/|$)" for name in PUSHER_EXTRAS]
             model.set_string_custom_property(SOURCE_PROPERTY, "pushed")
             model.set_string_custom_property(VERSION_PROPERTY, os.path.basename(pushed))
             model.set_string_custom_property(PUSHED_PATH_PROPERTY, pushed)
