@@ -91,11 +91,8 @@ def train_and_export(
         image_batch=image_batch, log_images_every=train.log_images_every, keep_best=train.keep_best)
     export_dir = serving_model_dir if is_chief else tempfile.mkdtemp(prefix="worker_export_")
     export_generator(model.exported_generator, export_dir, tft_layer, raw_spec)
-    logged = history.history
-    epochs = len(next(iter(logged.values())))
-    epoch = epochs - 1
-    if train.keep_best and "val_psnr" in logged:  # the exported weights are that epoch's
-        epoch = max(range(epochs), key=logged["val_psnr"].__getitem__)
+    logged = history.history  # every epoch of the run, also those before a resume
+    epoch = history.best_epoch  # the epoch whose weights were exported (the last one without keep_best)
     final = {k: float(v[epoch]) for k, v in logged.items()}
     final["epoch"] = float(epoch + 1)
     if is_chief:

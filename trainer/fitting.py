@@ -9,12 +9,13 @@ written, so the backup left on disk is the last good one. A run that finishes de
 """
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
 
-from phone2dslr.trainer import callbacks, summaries
+from phone2dslr.trainer import callbacks, distribute, run_state, summaries
 
 
 class _StopAtStep(keras.callbacks.Callback):
@@ -52,13 +53,25 @@ def fit(
     """Train `model` (built) for `train_steps` steps; returns the Keras History.
 
     keep_best: GAN training oscillates, so the weights of the epoch with the best validation PSNR
-    are restored at the end (tracked in memory: after a resume, among the epochs run since).
+    are restored at the end (that epoch's weights are kept on disk, so after a resume the best of
+    the whole run counts). The returned History's `history` holds every epoch of the run, also
+    those before a resume, and `best_epoch` the 0-based epoch whose weights the model ends with.
     """
     steps_per_epoch = min(train_steps, checkpoint_every)
     epochs = -(-train_steps // steps_per_epoch)
-    # NaNGuard comes before BackupAndRestore: on a diverged step it raises before the backup.
+    done = run_state.completed_epochs(backup_dir)
+    if done:  # resume in the data too: the batches the backup already trained on are not seen again
+        train_ds = train_ds.skip(done * steps_per_epoch)
+    # Workers other than the chief keep theirs in scratch (as Keras does with their backups): they
+    # save weights too, and must not write over the chief's files.
+    state_dir = (backup_dir.rstrip("/") + "_state" if distribute.is_chief(model.distribute_strategy)
+                 else tempfile.mkdtemp(prefix="run_state_"))
+    keeper = run_state.RunHistory(state_dir, monitor="val_psnr" if keep_best and eval_ds is not None else None)
+    # NaNGuard comes before BackupAndRestore: on a diverged step it raises before the backup; the
+    # run state is written before the backup of the same epoch, so a backup never runs ahead of it.
     cbs: list[keras.callbacks.Callback] = [
         callbacks.NaNGuard(),
+        keeper,
         keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
     ]
     if train_steps % steps_per_epoch:
@@ -68,11 +81,13 @@ def fit(
         if image_batch is not None and log_images_every:
             cbs.append(summaries.ImageSummary(log_dir, image_batch,
                                               every_n_epochs=max(1, log_images_every // steps_per_epoch)))
-    if keep_best and eval_ds is not None:
-        cbs.append(keras.callbacks.EarlyStopping(monitor="val_psnr", mode="max", patience=epochs + 1,
-                                                 restore_best_weights=True, verbose=1))
     cbs.extend(extra_callbacks or [])
-    return model.fit(
+    history = model.fit(
         train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
         validation_data=eval_ds, validation_steps=eval_steps if eval_ds is not None else None,
         callbacks=cbs, verbose=verbose)
+    history.history = keeper.history
+    history.best_epoch = keeper.best_epoch if keeper.best_epoch is not None else max(
+        (len(v) for v in keeper.history.values()), default=1) - 1
+    keeper.finish()
+    return history
