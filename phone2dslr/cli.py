@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable, NoReturn, Sequence
 
 import phone2dslr    # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 from phone2dslr import config as config_lib
@@ -55,16 +56,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _enhance(args: argparse.Namespace) -> int:
-    """Enhance photos; exit 1 only when no photo could be enhanced, 2 when the model is unusable."""
-    from tqdm import tqdm
-
+    """Enhance photos. Exit 2, before any photo, for an argument mistake (one line saying what to pass
+    instead); 1 when any photo failed (each failure is one line, the summary counts them); else 0."""
     from phone2dslr.export import enhance
 
     try:
+        # File-system checks first: they need no TensorFlow, so a mistyped path costs no model load.
+        enhance.check_inputs(args.inputs)
+        enhance.check_out_dir(args.out, args.inputs)
+        enhance.check_model_path(args.model)
         enhancer = enhance.load_enhancer(args.model, threads=args.threads)
+        enhance.check_tile(enhancer, args.tile)
     except enhance.EnhanceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
     print(f"model: {enhancer.kind} {args.model} ({enhancer.note}); tile {args.tile or 'off'}", file=sys.stderr)
     try:
         summary = enhance.enhance_files(args.inputs, enhancer, args.out, tile=args.tile, quality=args.quality,
@@ -74,7 +81,7 @@ def _enhance(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary)
-    return 0 if summary.written else 1
+    return 1 if summary.failed or not summary.written else 0
 
 
 def _import_dped(args: argparse.Namespace) -> int:
@@ -124,16 +131,44 @@ def _kubeflow(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(minimum: int, maximum: int | None = None):
-    """argparse type: an integer in [minimum, maximum] (argparse turns the ValueError into a usage error
-    before any model loads)."""
+def _count(minimum: int, maximum: int | None = None, example: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in [minimum, maximum]; anything else is a usage error (exit 2) that
+    says what to pass, before any model loads."""
+    wanted = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+    if example is not None:
+        wanted += f", e.g. {example}"
+
     def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum or (maximum is not None and value > maximum):
-            raise ValueError(text)
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"got {text!r}; pass {wanted}")
         return value
-    parse.__name__ = f"integer >= {minimum}" if maximum is None else f"integer in {minimum}..{maximum}"
     return parse
+
+
+def _terse_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser`'s usage errors one line on stderr, exit 2, instead of argparse's usage block;
+    arguments it does not know are such an error too (argparse leaves those to the top-level parser,
+    which prints its own usage). A line that does not already say what to pass ends with the usage."""
+    def error(message: str) -> NoReturn:
+        if "; pass " not in message:
+            message += f" (usage: {' '.join(parser.format_usage().split()[1:])})"
+        parser.exit(2, f"error: {message}\n")
+
+    parse_known_args = parser.parse_known_args
+
+    def parse_strictly(args: Sequence[str] | None = None,
+                       namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_known_args = parse_strictly  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,11 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True,
                    help="a .tflite file, a SavedModel folder, or a TF1 checkpoint prefix (models_orig/iphone_orig)")
     p.add_argument("--out", required=True, help="output folder (same names and formats as the inputs)")
-    p.add_argument("--tile", type=_count(0), default=512, help="tile side in pixels (bounds memory); 0: whole image")
-    p.add_argument("--quality", type=_count(1, 100), default=95, help="JPEG quality of the outputs (1-100)")
-    p.add_argument("--threads", type=_count(1), default=2, help="TFLite threads")
+    p.add_argument("--tile", type=_count(0, example=512), default=512,
+                   help="tile side in pixels (bounds memory; at least 2 * the model's receptive-field radius "
+                        "+ 1); 0: whole image")
+    p.add_argument("--quality", type=_count(1, 100, example=95), default=95,
+                   help="JPEG quality of the outputs (1-100)")
+    p.add_argument("--threads", type=_count(1, example=2), default=2, help="TFLite threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_enhance)
+    _terse_usage_errors(p)
 
     p = sub.add_parser("import-dped", parents=[common],
                        help="import the authors' DPED checkpoint (models_orig/<phone>_orig) "
