@@ -33,6 +33,7 @@ class DataConfig:
     eval_percent: int = 10  # share of training scenes/photos (by hash of their id; photos.csv) held out as eval
     max_reject_fraction: float = 0.5  # fail the run when more of the input than this is set aside
     seed: int = 0
+    recursive: bool = False  # also read images in sub-folders of the layout folders (else listed as ignored)
     demo_dir: str = ""  # when set, the embedded demo dataset is generated there if missing
 
 

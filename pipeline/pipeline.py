@@ -65,7 +65,8 @@ def create_components(
     example_gen = ImageExampleGen(
         input_base=d.root, layout=d.layout, phone=d.phone, pairing=d.pairing,
         patch_size=d.patch_size, patch_stride=d.patch_stride, patches_per_image=d.patches_per_image,
-        eval_percent=d.eval_percent, max_reject_fraction=d.max_reject_fraction, seed=d.seed)
+        eval_percent=d.eval_percent, max_reject_fraction=d.max_reject_fraction, seed=d.seed,
+        recursive=d.recursive)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)

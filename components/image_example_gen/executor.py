@@ -34,8 +34,10 @@ from tfx.types import artifact_utils, standard_component_specs
 
 from phone2dslr import features as F
 from phone2dslr.components.image_example_gen import report as report_lib
-from phone2dslr.components.image_example_gen.layout import (TEST_GROUP, TRAIN_GROUP, IngestError, IngestOptions, Source,
-                                                  check_layout, list_source, make_unit, stable_int)
+from phone2dslr.components.image_example_gen.layout import (TEST_GROUP, TRAIN_GROUP, IngestError, IngestOptions,
+                                                  Listing, Source, check_layout, layout_extras, list_source,
+                                                  make_unit, stable_int)
+from phone2dslr.components.image_example_gen.listing import ignored_detail
 from phone2dslr.components.image_example_gen.reading import process_unit
 from phone2dslr.components.image_example_gen.splitting import (Manifest, check_manifests, eval_cutoff, read_manifest,
                                                      split_key)
@@ -55,28 +57,33 @@ def _count(counts: dict[str, int]) -> None:
         beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc(value)
 
 
-class _ListFolder(beam.DoFn):
-    def __init__(self, root: str):
-        self._root = root
-
-    def process(self, source: Source):
-        images, others = list_source(self._root, source)
-        yield from images
-        for rel in others:
-            yield beam.pvalue.TaggedOutput(IGNORED, (source, rel))
-
-
-def _ignored_record(root: str, source: Source, rel: str) -> dict:
-    name = rel.rsplit("/", 1)[-1]
-    detail = "hidden file" if name.startswith(".") else "not an image file extension"
-    split = F.TEST if source.group == TEST_GROUP else "train/eval"
-    return {"path": os.path.join(root, rel), "split": split, "reason": "ignored", "detail": detail}
-
-
-def _ignored_count(_: dict) -> dict[str, int]:
-    counts = {"files.ignored": 1}
+def _listed(root: str, listing: Listing, split: str):
+    """A listing's images, then its ignored entries as report records (IGNORED) and its counts (COUNTS)."""
+    yield from listing.images
+    counts = collections.Counter({"names.escaped": listing.escaped} if listing.escaped else {})
+    for entry in listing.ignored:
+        counts["files.ignored"] += 1
+        counts[f"ignored.{entry.kind}"] += 1
+        yield beam.pvalue.TaggedOutput(IGNORED, {"path": os.path.join(root, entry.rel), "split": split,
+                                                 "reason": "ignored", "detail": ignored_detail(entry)})
     _count(counts)
-    return counts
+    yield beam.pvalue.TaggedOutput(COUNTS, dict(counts))
+
+
+class _ListFolder(beam.DoFn):
+    """A layout folder (Source) -> its images to pair and ignored entries; None -> the entries beside
+    the layout's folders (layout.layout_extras)."""
+
+    def __init__(self, options: IngestOptions):
+        self._options = options
+
+    def process(self, source: Source | None):
+        root = self._options.input_base
+        if source is None:
+            yield from _listed(root, layout_extras(self._options), "none")
+            return
+        split = F.TEST if source.group == TEST_GROUP else "train/eval"
+        yield from _listed(root, list_source(root, source, self._options.recursive), split)
 
 
 class _ReadManifest(beam.DoFn):
@@ -166,8 +173,8 @@ def IngestImages(pipeline: beam.Pipeline, options: IngestOptions,  # pylint: dis
     train/eval split is decided per scene (else photo, else file) over all groups at once.
     """
     listed = (pipeline
-              | "Folders" >> beam.Create(folders)
-              | "ListFolders" >> beam.ParDo(_ListFolder(options.input_base)).with_outputs(IGNORED, main="images"))
+              | "Folders" >> beam.Create([*folders, None])  # None: the entries beside the layout's folders
+              | "ListFolders" >> beam.ParDo(_ListFolder(options)).with_outputs(IGNORED, COUNTS, main="images"))
     rows = (pipeline
             | "Manifests" >> beam.Create(photo_manifests or [])
             | "ReadManifests" >> beam.ParDo(_ReadManifest(options.input_base)).with_outputs(COUNTS, main="rows"))
@@ -190,12 +197,9 @@ def IngestImages(pipeline: beam.Pipeline, options: IngestOptions,  # pylint: dis
     distinct_counts = (out[DISTINCT]
                        | "DistinctPhotos" >> beam.Distinct()
                        | "PhotoCounts" >> beam.Map(_distinct_count))
-    ignored = listed[IGNORED] | "IgnoredRecords" >> beam.MapTuple(
-        lambda source, rel: _ignored_record(options.input_base, source, rel))
-    ignored_counts = ignored | "IgnoredCounts" >> beam.Map(_ignored_count)
     result = {split: out[split] for split in F.SPLITS}
-    result[REJECTS] = (out[REJECTS], ignored) | "AllRejects" >> beam.Flatten()
-    result[COUNTS] = ((out[COUNTS], ignored_counts, distinct_counts, rows[COUNTS])
+    result[REJECTS] = (out[REJECTS], listed[IGNORED]) | "AllRejects" >> beam.Flatten()
+    result[COUNTS] = ((out[COUNTS], listed[COUNTS], distinct_counts, rows[COUNTS])
                       | "AllCounts" >> beam.Flatten())
     return result
 

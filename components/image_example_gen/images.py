@@ -1,9 +1,12 @@
-"""Decoding, normalising and cutting one photo: every image leaves here as 8-bit RGB or not at all.
+"""Decoding, normalising and cutting one photo: every image leaves here as 8-bit sRGB or not at all.
 
-Downstream code decodes with `tf.io.decode_image(channels=3)`, which ignores EXIF orientation,
-knows neither TIFF nor CMYK, and reads an alpha channel as colour. So anything that would decode
-differently there than it looks to a person is fixed here, once, and counted; original bytes are
-kept only for plain RGB JPEG and PNG files used whole, so no photo is compressed twice.
+Downstream code decodes with `tf.io.decode_image(channels=3)`, which ignores EXIF orientation and
+ICC profiles, knows neither TIFF nor CMYK and reads an alpha channel as colour; Pillow itself reads
+16-bit colour PNGs as their high byte and clips 16/32-bit gray. So anything that would decode
+differently there than it looks to a person is fixed here, once, and counted: the mode (modes.py:
+every mode Pillow opens, scaled by its white level or set aside), the orientation, the colour
+profile (colour.py: converted to sRGB) and the alpha channel. Original bytes are kept only for
+plain RGB JPEG and PNG files used whole, so no photo is compressed twice.
 """
 from __future__ import annotations
 
@@ -11,28 +14,24 @@ import io
 import random
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
+from phone2dslr.components.image_example_gen import colour, modes
+from phone2dslr.components.image_example_gen.modes import Rejected  # noqa: F401  (reading.py's too)
 from phone2dslr.errors import one_line  # noqa: F401  (also reading.py's: "<Type>: <message>" of a decoder error)
 
 KEEP_ORIGINAL_FORMATS = frozenset({"JPEG", "PNG"})
 PNG_COMPRESS_LEVEL = 1  # lossless at any level; on photo patches 1 is ~3x faster than 6 and no larger
 _EXIF_ORIENTATION = 0x0112
-_SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
-
-
-class Rejected(Exception):
-    """A file that is set aside; `reason` is a short stable key, `detail` one line for people."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
+# EXIF orientation -> the transpose that shows the photo upright (as PIL.ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 
 
 @dataclass
 class Decoded:
-    """A loaded 8-bit RGB image, the original bytes when they may be kept, and what was fixed."""
+    """A loaded 8-bit sRGB image (mode RGB), the original bytes when they may be kept, and what was fixed."""
 
     image: Image.Image
     original: bytes | None
@@ -44,7 +43,14 @@ class Decoded:
 
 
 def decode(data: bytes) -> Decoded:
-    """Decode fully (so truncation is found now, not in training) and normalise to 8-bit RGB."""
+    """Decodes fully (so truncation is found now, not in training) and normalises to 8-bit sRGB.
+
+    Returns Decoded with `image` in mode RGB, `original` = data when nothing needed fixing (plain
+    RGB JPEG/PNG without a non-sRGB profile) and `kinds`, what was fixed ("grayscale", "16bit",
+    "icc:Display P3", ...). Raises Rejected (reason, one-line detail) for anything that cannot be
+    an image with known 8-bit sRGB values: empty, not an image, truncated, corrupt, too large,
+    samples without a defined 8-bit mapping, an unreadable or mismatched ICC profile.
+    """
     # Some libraries switch this on globally; a half-decoded photo must never pass as a good one.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
@@ -53,7 +59,7 @@ def decode(data: bytes) -> Decoded:
         img = Image.open(io.BytesIO(data))
         fmt = img.format or "?"
         frames = getattr(img, "n_frames", 1)
-        rawmode = str(img.tile[0].args) if img.tile else ""
+        raw = modes.rawmode(img)
         img.load()
     except UnidentifiedImageError:
         raise Rejected("not_an_image", "no image format recognised in the file") from None
@@ -67,12 +73,20 @@ def decode(data: bytes) -> Decoded:
     if frames > 1:
         kinds.append("multi_frame")  # the first frame is used
     try:
-        if img.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
-            img = ImageOps.exif_transpose(img)
+        icc = img.info.get("icc_profile")
+        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+        if fmt == "PNG" and raw in modes.SIXTEEN_BIT_PNG:
+            img = _sixteen_bit_png(data, raw)
+            kinds.append("16bit")
+        elif ";16" in raw and img.mode in ("RGB", "RGBA", "LA"):
+            kinds.append("16bit")  # 16-bit colour TIFF: Pillow kept the high byte (within one level of v/257)
+        if orientation in _UPRIGHT:
+            img = img.transpose(_UPRIGHT[orientation])
             kinds.append("exif_rotated")
-        if ";16" in rawmode and img.mode == "RGB":
-            kinds.append("16bit")  # Pillow already reduced 16-bit RGB to 8 bits while decoding
-        img = _to_rgb(img, kinds)
+        source_mode = img.mode
+        img = modes.to_8bit(img, raw, kinds)
+        img = colour.to_srgb(img, icc, kinds, source_mode)
+        img = modes.flatten(img, kinds)
     except Rejected:
         raise
     except Exception as e:  # noqa: BLE001  (odd metadata or modes are set aside, never crash the pipeline)
@@ -82,37 +96,12 @@ def decode(data: bytes) -> Decoded:
     return Decoded(img, None if kinds else data, tuple(kinds))
 
 
-def _to_rgb(img: Image.Image, kinds: list[str]) -> Image.Image:
-    mode = img.mode
-    if mode == "RGB":
-        return img
-    if mode in ("L", "1"):
-        kinds.append("grayscale")
-        return img.convert("RGB")
-    if mode in _SIXTEEN_BIT_MODES:
-        kinds.append("16bit")
-        values = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
-        return Image.fromarray(np.round(values / 257.0).astype(np.uint8), "L").convert("RGB")
-    if mode == "CMYK":
-        kinds.append("cmyk")
-        return img.convert("RGB")
-    if mode in ("P", "PA"):
-        kinds.append("palette")
-        if mode == "P" and "transparency" not in img.info:
-            return img.convert("RGB")
-        img = img.convert("RGBA")
-    elif mode in ("LA", "RGBa"):
-        img = img.convert("RGBA")
-    if img.mode == "RGBA":
-        kinds.append("rgba")  # alpha is dropped by compositing on white, as a viewer shows it
-        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, img).convert("RGB")
-    try:
-        converted = img.convert("RGB")
-    except Exception as e:  # noqa: BLE001
-        raise Rejected("unsupported_mode", f"mode {mode}: {one_line(e)}") from None
-    kinds.append("other_mode")
-    return converted
+def _sixteen_bit_png(data: bytes, raw: str) -> Image.Image:
+    """A 16-bit colour (or gray+alpha) PNG scaled exactly, round(v / 257): Pillow keeps only the high byte."""
+    import tensorflow as tf  # loaded already wherever the ExampleGen runs; only these files need it
+
+    values = tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    return Image.fromarray(modes.scale_to_8bit(values, 65535), modes.SIXTEEN_BIT_PNG[raw])
 
 
 def encode_png(img: Image.Image) -> bytes:

@@ -15,9 +15,13 @@ from typing import Iterable, NamedTuple
 import tensorflow as tf
 
 from phone2dslr import features as F
+from phone2dslr.errors import one_line
+from phone2dslr.components.image_example_gen.listing import (HIDDEN, IMAGE, IMAGE_EXTENSIONS,  # noqa: F401
+                                                             NOT_LAYOUT, OTHER_PHONE, UNLISTABLE, Entry, is_image_name,
+                                                             list_children, walk)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DPED_DSLR_FOLDER = "canon"
+DPED_FULL_SIZE_FOLDER = "full_size_test_images"  # shown by the run report, not ingested
 LAYOUTS = ("dped", "unpaired")
 PAIRINGS = ("paired", "unpaired")
 PHONE_SIDE, DSLR_SIDE = "phone", "dslr"
@@ -43,6 +47,7 @@ class IngestOptions:
     eval_percent: int = 10
     max_reject_fraction: float = 0.5
     seed: int = 0
+    recursive: bool = False  # read images in sub-folders of the layout folders (else list them as ignored)
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,6 +77,8 @@ class IngestOptions:
         kwargs = {k: v for k, v in values.items() if k in names and v is not None}
         if "max_reject_fraction" in kwargs:
             kwargs["max_reject_fraction"] = float(kwargs["max_reject_fraction"])
+        if "recursive" in kwargs:
+            kwargs["recursive"] = bool(kwargs["recursive"])  # an int exec property (0/1)
         return cls(**kwargs)
 
 
@@ -114,7 +121,8 @@ def sources(options: IngestOptions) -> list[Source]:
 
 
 def file_patterns(options: IngestOptions) -> dict[str, str]:
-    """Glob patterns (relative to the root) of the files read; the driver fingerprints them for caching."""
+    """Glob patterns (relative to the root) of the layout folders; shown in input_config (the driver,
+    driver.py, fingerprints by walking the folders, since TFX's glob dies on a non-UTF-8 name)."""
     return {f"{s.group}_{s.side}": f"{s.directory}/*" for s in sources(options)}
 
 
@@ -129,36 +137,75 @@ def check_layout(options: IngestOptions) -> list[Source]:
     if missing:
         hint = ""
         if options.layout == "dped" and not tf.io.gfile.isdir(os.path.join(root, options.phone)):
-            present = sorted(n.rstrip("/") for n in tf.io.gfile.listdir(root)
-                             if tf.io.gfile.isdir(os.path.join(root, n)))
+            present = [name for name, is_folder, _ in list_children(root, "") if is_folder]
             hint = f" (phone folders present: {', '.join(present) or 'none'})"
         raise IngestError(f"image ExampleGen: layout {options.layout!r} expects folder(s) "
                           f"{', '.join(missing)}, missing{hint}")
     return found
 
 
-def is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+class Listing(NamedTuple):
+    """One layout folder, listed: ((group, pair_id), (side, relative path)) per image to read, the
+    ignored entries (listing.Entry) and how many names were escaped (not valid UTF-8)."""
+
+    images: list[tuple[tuple[str, str], tuple[str, str]]]
+    ignored: list[Entry]
+    escaped: int
 
 
-def list_source(root: str, source: Source) -> tuple[list[tuple[tuple[str, str], tuple[str, str]]], list[str]]:
-    """Lists one folder: ((group, pair_id), (side, relative path)) per image file, other files' paths.
+def list_source(root: str, source: Source, recursive: bool = False) -> Listing:
+    """Lists one layout folder and, to account for every entry, everything below it.
 
-    Sub-folders are not descended into. Only names without an image extension are checked for
-    being folders, so listing a large bucket costs one listing call, not one call per file.
+    With `recursive`, an image in a sub-folder is read and pairs by its path below the side's
+    folder (trainA/batch2/7.jpg with trainB/batch2/7.jpg: pair id "train/batch2/7"); without, it is
+    an ignored SUBFOLDER entry, listed in the report with the way to read it.
     """
-    directory = os.path.join(root, source.directory)
-    images, others = [], []
-    for name in sorted(tf.io.gfile.listdir(directory)):
-        if name.endswith("/"):
-            continue  # object stores mark sub-folders with a trailing slash
-        rel = f"{source.directory}/{name}"
-        if is_image_name(name):
-            stem = os.path.splitext(name)[0]
-            images.append(((source.group, f"{source.id_prefix}/{stem}"), (source.side, rel)))
-        elif not tf.io.gfile.isdir(os.path.join(directory, name)):
-            others.append(rel)
-    return images, others
+    images, ignored, escaped = [], [], 0
+    for entry in walk(root, source.directory, recursive):
+        escaped += entry.escaped
+        if entry.kind != IMAGE:
+            ignored.append(entry)
+            continue
+        stem = os.path.splitext(entry.rel[len(source.directory) + 1:])[0]
+        images.append(((source.group, f"{source.id_prefix}/{stem}"), (source.side, entry.rel)))
+    return Listing(images, ignored, escaped)
+
+
+def layout_folders(options: IngestOptions) -> dict[str, set[str]]:
+    """The folders above the layout's image folders: {relative folder: the names the layout uses there}."""
+    if options.layout == "dped":
+        p = options.phone
+        return {"": {p}, p: {"training_data", "test_data"},
+                f"{p}/training_data": {p, DPED_DSLR_FOLDER, "photos.csv"},
+                f"{p}/test_data": {"patches", "photos.csv", DPED_FULL_SIZE_FOLDER},
+                f"{p}/test_data/patches": {p, DPED_DSLR_FOLDER}}
+    return {"": {"trainA", "trainB", "testA", "testB", "train_photos.csv", "test_photos.csv"}}
+
+
+def layout_extras(options: IngestOptions) -> Listing:
+    """Entries beside the layout's folders that no part of the layout reads (another phone's folder,
+    a misspelt trainA): each is one ignored entry, not descended into."""
+    ignored, escaped = [], 0
+    for folder, used in layout_folders(options).items():
+        try:
+            children = list_children(options.input_base, folder)
+        except (OSError, UnicodeDecodeError, tf.errors.OpError) as e:
+            ignored.append(Entry(folder, UNLISTABLE, False, one_line(e)))
+            continue
+        for name, is_folder, was_escaped in children:
+            escaped += was_escaped
+            if name in used:
+                continue
+            rel = f"{folder}/{name}" if folder else name
+            if name.startswith("."):
+                ignored.append(Entry(rel, HIDDEN, was_escaped))
+            elif options.layout == "dped" and not folder and is_folder:
+                ignored.append(Entry(rel, OTHER_PHONE, was_escaped, f"data.phone is {options.phone}"))
+            else:
+                what = "folder" if is_folder else "file"
+                ignored.append(Entry(rel, NOT_LAYOUT, was_escaped, f"a {what}; the {options.layout} layout uses "
+                                     f"only {', '.join(sorted(used))} in {folder or 'the data root'}"))
+    return Listing([], ignored, escaped)
 
 
 def make_unit(key: tuple[str, str], members: Iterable[tuple[str, object]]) -> Unit:

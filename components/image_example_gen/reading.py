@@ -13,6 +13,7 @@ from typing import Callable
 import tensorflow as tf
 
 from phone2dslr import features as F
+from phone2dslr.components.image_example_gen import listing
 from phone2dslr.components.image_example_gen.images import (Decoded, Rejected, crop_bytes, decode, one_line,
                                                   patch_positions, whole_bytes)
 from phone2dslr.components.image_example_gen.layout import (DSLR_SIDE, PHONE_SIDE, TEST_GROUP, IngestOptions, Unit,
@@ -56,10 +57,10 @@ class UnitResult:
 
 
 def read_file(root: str, rel: str) -> bytes:
-    """Reads through tf.io.gfile, so gs:// and other TF file systems work; failures are rejects."""
+    """The file's bytes (local names escaped by listing.walk are undone; gs:// and other TF file
+    systems through tf.io.gfile); raises Rejected("unreadable") when it cannot be read."""
     try:
-        with tf.io.gfile.GFile(os.path.join(root, rel), "rb") as f:
-            return f.read()
+        return listing.read_bytes(os.path.join(root, rel))
     except Exception as e:  # noqa: BLE001
         raise Rejected("unreadable", one_line(e)) from None
 

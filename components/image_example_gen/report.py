@@ -70,6 +70,24 @@ def split_summary(counts: Mapping[str, int], options: IngestOptions) -> tuple[di
     return split, warnings
 
 
+def entry_warnings(ignored: Mapping[str, int], escaped: int, where: str) -> list[str]:
+    """Warnings for entries the user most likely meant to be read (listing.py's kinds)."""
+    out = []
+    if ignored.get("subfolder"):
+        out.append(f"{ignored['subfolder']} images in sub-folders of the layout folders were not read "
+                   f"(data.recursive is false); {where}")
+    if ignored.get("not_layout"):
+        out.append(f"{ignored['not_layout']} files or folders beside the layout's folders are not part of it "
+                   f"and were not read; {where}")
+    for kind in ("unlistable", "link_loop", "name_collision"):
+        if ignored.get(kind):
+            out.append(f"{ignored[kind]} entries ignored as {kind}; {where}")
+    if escaped:
+        out.append(f"{escaped} file or folder names are not valid UTF-8: their bytes are shown and stored "
+                   f"escaped as \\xNN (for example caf\\xe9.jpg)")
+    return out
+
+
 def build_summary(counts: Mapping[str, int], options: IngestOptions, report_uri: str) -> dict:
     """Counts grouped for people, plus the verdict: status "ok" or "failed" with a one-line error."""
     files = {name: int(counts.get(f"files.{name}", 0)) for name in FILE_COUNTS}
@@ -88,16 +106,20 @@ def build_summary(counts: Mapping[str, int], options: IngestOptions, report_uri:
         error = (f"image ExampleGen: {files['rejected']} of {files['seen']} image files ({fraction:.0%}) were set "
                  f"aside, more than max_reject_fraction {options.max_reject_fraction:g} ({_top(rejects)}); {where}")
     split, split_warnings = split_summary(counts, options)
+    ignored = _group(counts, "ignored")
     return {
         "status": "failed" if error else "ok",
         "error": error,
-        "warnings": [f"split {s!r} has no examples" for s, n in examples.items() if n == 0] + split_warnings,
+        "warnings": ([f"split {s!r} has no examples" for s, n in examples.items() if n == 0] + split_warnings
+                     + entry_warnings(ignored, int(counts.get("names.escaped", 0)), where)),
         "examples": examples,
         "split": split,
         "by_source": by_source(counts),
         "pairs_kept": {s: int(counts.get(f"pairs_kept.{s}", 0)) for s in F.SPLITS},
         "single_images_kept": _group(counts, "singles_kept"),
         "files": files,
+        "ignored": ignored,
+        "escaped_names": int(counts.get("names.escaped", 0)),
         "reject_fraction": round(fraction, 6),
         "normalised": _group(counts, "normalised"),
         "rejects": rejects,
@@ -114,11 +136,14 @@ def summary_text(summary: dict) -> str:
                if o["patch_size"] else "whole images")
     lines = [
         f"image ExampleGen: {summary['status'].upper()}" + (f" - {summary['error']}" if summary["error"] else ""),
-        f"input: {o['input_base']} (layout {o['layout']}, phone {o['phone']}, pairing {o['pairing']}, {patches})",
+        f"input: {o['input_base']} (layout {o['layout']}, phone {o['phone']}, pairing {o['pairing']}, {patches}"
+        + (", sub-folders read)" if o.get("recursive") else ")"),
         "examples: " + ", ".join(f"{k} {v}" for k, v in summary["examples"].items()),
         "pairs kept: " + ", ".join(f"{k} {v}" for k, v in summary["pairs_kept"].items()),
         f"files: {f['seen']} images seen, {f['kept']} kept, {f['rejected']} set aside "
-        f"({summary['reject_fraction']:.1%}), {f['ignored']} other files ignored",
+        f"({summary['reject_fraction']:.1%}), {f['ignored']} other entries ignored"
+        + (" (" + ", ".join(f"{k} {v}" for k, v in summary.get("ignored", {}).items()) + ")"
+           if summary.get("ignored") else ""),
         "normalised: " + (", ".join(f"{k} {v}" for k, v in summary["normalised"].items()) or "none"),
         "set aside: " + (", ".join(f"{k} {v}" for k, v in summary["rejects"].items()) or "none")
         + f" (one line per file in {summary['rejects_file']})",

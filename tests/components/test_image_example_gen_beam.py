@@ -114,13 +114,13 @@ def test_splits_are_deterministic_and_near_eval_percent(tmp_path):
 
 
 def test_report_files_list_every_set_aside_file(tmp_path):
-    dirs = make_dataset(tmp_path, "dped", train_pairs=3, test_pairs=1)
+    dirs = make_dataset(tmp_path / "data", "dped", train_pairs=3, test_pairs=1)  # the report beside, not inside
     write(dirs["train_phone"] / "bad.jpg", b"not an image")
     write(dirs["train_dslr"] / "bad.jpg", rgb(1))
     write(dirs["train_dslr"] / "gray.png", rgb(2).convert("L"))
     write(dirs["train_phone"] / "gray.png", rgb(3))
     report = tmp_path / "report"
-    r = _run(tmp_path, report_dir=report, patch_size=0)
+    r = _run(tmp_path / "data", report_dir=report, patch_size=0)
     lines = [json.loads(x) for x in (report / report_lib.REJECTS_FILE).read_text().splitlines()]
     assert sorted((Path(x["path"]).name, x["reason"]) for x in lines) == [("bad.jpg", "not_an_image"),
                                                                            ("bad.jpg", "partner_rejected")]
@@ -135,9 +135,9 @@ def test_report_files_list_every_set_aside_file(tmp_path):
 
 
 def test_clean_run_writes_an_empty_rejects_file(tmp_path):
-    make_dataset(tmp_path, "dped", train_pairs=2, test_pairs=1)
+    make_dataset(tmp_path / "data", "dped", train_pairs=2, test_pairs=1)
     report = tmp_path / "report"
-    _run(tmp_path, report_dir=report)
+    _run(tmp_path / "data", report_dir=report)
     assert (report / report_lib.REJECTS_FILE).read_text() == ""
 
 

@@ -9,7 +9,7 @@ from PIL import Image, ImageFile
 
 from phone2dslr.components.image_example_gen import images
 from phone2dslr.components.image_example_gen.images import Rejected, decode, patch_positions
-from tests.components.image_example_gen_helpers import encode, pixels, rgb
+from tests.components.image_example_gen_helpers import encode, pixels, png16, rgb
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -76,17 +76,7 @@ def test_16_bit_grayscale_is_scaled_to_8_bit():
 
 
 def test_16_bit_rgb_png_is_reencoded_as_8_bit():
-    import struct
-    import zlib
-
-    arr = (pixels(5, (4, 4)).astype(np.uint16) * 257)
-    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in arr)
-
-    def chunk(tag, body):
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    d = decode(data)
+    d = decode(png16(pixels(5, (4, 4)).astype(np.uint16) * 257))
     assert d.kinds == ("16bit",) and d.original is None
     np.testing.assert_array_equal(_as_array(d), pixels(5, (4, 4)))
 

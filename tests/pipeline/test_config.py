@@ -95,3 +95,15 @@ def test_cli_checks_the_recipe_before_any_work(capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("config error: train.loss_weights") and "\n" not in err
     assert not (tmp_path / "demo_data").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_data_options_reach_the_example_gen(recursive, tmp_path):
+    """Config -> pipeline -> component: an option that stops at the config does nothing."""
+    from phone2dslr.pipeline.pipeline import create_components
+
+    cfg = config_lib.load("configs/demo.yaml", [f"data.recursive={str(recursive).lower()}", "data.demo_dir=''",
+                                                f"pipeline_root={tmp_path}/root"])
+    gen = create_components(cfg, until="ImageExampleGen")[0]
+    assert gen.exec_properties["recursive"] == int(recursive)
+    assert gen.exec_properties["seed"] == cfg.data.seed and gen.exec_properties["phone"] == cfg.data.phone
