@@ -9,12 +9,13 @@ are tiled exactly in passes when they can be run as Keras: the checkpoint, and a
 cannot be cut at a layer and runs on the whole image (memory grows with the photo).
 
 Photos (`enhance_files`): JPEG or PNG, single files or the JPEG/PNG files of a folder (not
-recursive). EXIF orientation is applied to the pixels, so the output is stored upright and its
-EXIF (kept, with the ICC profile) loses the Orientation tag. Outputs keep the input's name and
-format in the output folder (JPEG at the given quality). Each output is written to a temporary
-file in the output folder and renamed into place, so a full disk, a folder that turns read-only
-or an interrupt never leaves a partial photo under an output name. A file that cannot be read,
-decoded or written is reported in one line and skipped; the rest go on; `Summary` counts both.
+recursive), read and written by export/photo_files.py: any size up to --max-pixels, held as 8- or
+16-bit samples and converted to float32 one tile at a time; the output keeps the input's name,
+format, bit depth, alpha and EXIF (upright, Orientation tag dropped), in sRGB (see that module for
+what happens to grey, ICC profiles and alpha). Each output is written to a temporary file in the
+output folder and renamed into place, so a full disk, a folder that turns read-only or an
+interrupt never leaves a partial photo under an output name. A file that cannot be read, decoded
+or written is reported in one line and skipped; the rest go on; `Summary` counts both.
 
 Arguments (export/enhance_checks.py: `check_inputs`, `check_out_dir`, `check_model_path`,
 `check_tile`): a mistake raises EnhanceError with one line that says what to pass instead, before
@@ -23,21 +24,21 @@ reported in well under a second.
 """
 from __future__ import annotations
 
-import errno
 import functools
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from numpy.typing import DTypeLike
 from tqdm import tqdm
 
 from phone2dslr.errors import one_line
 from phone2dslr.export.enhance_checks import (  # noqa: F401  (re-exported: the CLI's names)
     DEFAULT_TILE, PHOTO_SUFFIXES, EnhanceError, check_inputs, check_model_path, check_out_dir, check_tile)
+from phone2dslr.export.photo_files import (  # noqa: F401  (re-exported: the run report's names)
+    DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, FORMATS, Photo, PhotoError, read_photo, write_photo)
 
 if TYPE_CHECKING:  # imported on first use instead: TensorFlow takes seconds to load
     import tf_keras as keras
@@ -46,15 +47,6 @@ if TYPE_CHECKING:  # imported on first use instead: TensorFlow takes seconds to 
 
 # A photo's reason in the summary: the message alone (the caller words the kind), bounded.
 _one_line = functools.partial(one_line, with_type=False, limit=300)
-
-FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png"}  # MPO: multi-picture JPEG from some phones
-DEFAULT_QUALITY = 95
-
-
-class PhotoError(ValueError):
-    """One photo cannot be read, decoded or written (one-line message)."""
-
-
 
 
 @dataclass
@@ -87,21 +79,27 @@ class Enhancer:
             return 1
         return tiling.tile_count(height, width, tile, self.radius)
 
-    def __call__(self, image: np.ndarray, tile: int = DEFAULT_TILE, on_tile: tiling.OnTile = None) -> np.ndarray:
-        """float32 [H, W, 3] or [1, H, W, 3] in [0, 1] -> float32 [1, H, W, 3] clipped to [0, 1].
+    def __call__(self, image: np.ndarray, tile: int = DEFAULT_TILE, on_tile: tiling.OnTile = None,
+                 dtype: DTypeLike = np.float32) -> np.ndarray:
+        """[H, W, 3] or [1, H, W, 3], float in [0, 1] or uint8/uint16 samples -> [1, H, W, 3] of `dtype`:
+        float32 clipped to [0, 1] (default), or uint8/uint16 samples (clipped, rounded).
 
-        Raises tiling.NotTileableError when `tile` is too small for the model (see `min_tile`)."""
+        Samples are converted to float32 tile by tile (tiling.float_tile / to_samples), so memory is
+        the input and the output plus a few tiles; a whole-image run (tile 0, or a model that cannot
+        be tiled) needs float32 of the whole photo. Raises tiling.NotTileableError when `tile` is too
+        small for the model (see `min_tile`)."""
         from phone2dslr.export import tiling
 
         if self.keras_model is not None:
-            out = tiling.tiled_predict(self.keras_model, image, tile=tile, on_tile=on_tile)
+            out = tiling.tiled_predict(self.keras_model, image, tile=tile, on_tile=on_tile, dtype=dtype)
         elif self.radius is None:
-            out = self.fn(np.asarray(image, np.float32)[np.newaxis] if np.ndim(image) == 3 else image)
+            x = tiling.float_tile(np.asarray(image))
+            out = tiling.to_samples(self.fn(x[np.newaxis] if x.ndim == 3 else x), dtype)
             if on_tile is not None:
                 on_tile()
         else:
-            out = tiling.tiled_apply(self.fn, image, tile=tile, radius=self.radius, on_tile=on_tile)
-        return np.clip(out, 0.0, 1.0)
+            out = tiling.tiled_apply(self.fn, image, tile=tile, radius=self.radius, on_tile=on_tile, dtype=dtype)
+        return np.clip(out, 0.0, 1.0) if np.issubdtype(out.dtype, np.floating) else out
 
 
 def load_enhancer(path: str, threads: int = 2) -> Enhancer:
@@ -163,97 +161,6 @@ def _with_radius(enhancer: Enhancer, radius: Callable[[], int]) -> Enhancer:
     return enhancer
 
 
-# ---------------------------------------------------------------------------------------------
-# Photos in and out.
-
-@dataclass
-class Photo:
-    pixels: np.ndarray  # float32 [H, W, 3] in [0, 1], upright
-    format: str  # "JPEG" or "PNG"
-    exif: bytes | None = None  # without Orientation
-    icc_profile: bytes | None = None
-
-
-def read_photo(path: str) -> Photo:
-    """Decode a JPEG/PNG, apply its EXIF orientation; PhotoError if it is not a readable JPEG/PNG."""
-    try:
-        with Image.open(path) as im:
-            if im.format not in FORMATS:
-                raise PhotoError(f"{im.format or 'unknown'} image, not JPEG or PNG")
-            fmt = "PNG" if im.format == "PNG" else "JPEG"
-            icc = im.info.get("icc_profile")
-            im.load()
-            upright = ImageOps.exif_transpose(im)
-    except PhotoError:
-        raise
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        raise PhotoError(f"cannot read: {e.strerror}") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise PhotoError(f"cannot decode: {_one_line(e)}") from None
-    exif = upright.getexif()
-    exif.pop(ExifTags.Base.Orientation, None)
-    if upright.mode not in ("RGB", "RGBA"):  # a CMYK or grey profile would mislabel the RGB output
-        icc = None
-    if upright.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey PNG
-        grey = np.asarray(upright, np.float32) / 65535.0
-        pixels = np.repeat(np.clip(grey, 0, 1)[..., np.newaxis], 3, axis=-1)
-    else:
-        pixels = np.asarray(upright.convert("RGB"), np.float32) / 255.0
-    return Photo(pixels, fmt, exif.tobytes() if len(exif) else None, icc)
-
-
-def write_photo(path: str, pixels: np.ndarray, photo: Photo, quality: int = DEFAULT_QUALITY) -> None:
-    """Write float [H, W, 3] in [0, 1] to `path` in the photo's format, with its EXIF and ICC profile.
-
-    Atomic: the bytes go to a new hidden temporary file in `path`'s folder (so the rename stays on one
-    file system), are flushed to the disk, and the file is renamed over `path`. On any failure (a
-    full disk, a folder turned read-only, a directory of that name, an interrupt) the temporary is
-    removed, so `path` is either the complete new photo or as it was. Raises PhotoError (one line
-    naming `path`) for an OSError or ValueError.
-    """
-    image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8), "RGB")
-    options: dict = {"exif": photo.exif} if photo.exif else {}
-    if photo.icc_profile:
-        options["icc_profile"] = photo.icc_profile
-    if photo.format == "JPEG":
-        options["quality"] = int(quality)
-    folder, name = os.path.split(path)
-    temporary = None
-    try:
-        temporary, handle = _new_temporary(folder or ".", name)
-        with handle:
-            image.save(handle, format=photo.format, **options)
-            handle.flush()
-            os.fsync(handle.fileno())  # a crash after the rename must not leave an empty photo behind
-        os.replace(temporary, path)
-        temporary = None
-    except (OSError, ValueError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else _one_line(e)
-        raise PhotoError(f"cannot write {path}: {reason}") from None
-    finally:  # also on KeyboardInterrupt: no temporary is left behind
-        if temporary is not None:
-            try:
-                os.remove(temporary)
-            except OSError:
-                pass  # the folder is gone or unwritable: nothing was left in it either
-
-
-def _new_temporary(folder: str, name: str) -> tuple[str, BinaryIO]:
-    """A new, empty, hidden file `.<name>.<random>.tmp` in `folder`, open for writing.
-
-    Created exclusively (never another run's temporary, never a directory of that name) with mode
-    0666 less the umask, which the final photo keeps; tempfile's 0600 would hide it from others.
-    """
-    for _ in range(100):
-        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        return temporary, os.fdopen(descriptor, "wb")
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
-
-
 @dataclass
 class Summary:
     """What `enhance_files` did: the outputs written, the inputs that failed (and why), the folder
@@ -290,14 +197,15 @@ def collect_photos(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
 
 def enhance_files(inputs: Iterable[str], enhancer: Enhancer, out_dir: str, tile: int = DEFAULT_TILE,
                   quality: int = DEFAULT_QUALITY, progress: bool = True,
-                  report: Callable[[str], None] | None = None) -> Summary:
+                  report: Callable[[str], None] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Summary:
     """Enhance every photo of `inputs` (files, or folders' JPEG/PNG files) into `out_dir`.
 
     Raises EnhanceError before any photo when an argument is wrong (`check_inputs`, `check_out_dir`,
-    `check_tile`, quality outside 1..100) or `out_dir` cannot be created. After that nothing raises
-    for one photo: a photo that cannot be read, decoded, enhanced or written (see `write_photo`: no
-    partial file is left) goes into `Summary.failed`, `report` gets one line naming it, and the next
-    photo goes on.
+    `check_tile`, quality outside 1..100, max_pixels below 0) or `out_dir` cannot be created. After
+    that nothing raises for one photo: a photo that cannot be read, decoded (or is above
+    `max_pixels`, 0: no limit), enhanced or written (see `write_photo`: no partial file is left) goes
+    into `Summary.failed`, `report` gets one line naming it, and the next photo goes on. A photo
+    written with a caveat (`Photo.notes`) gets one `note:` line per caveat.
     """
     import tensorflow as tf  # loaded already with the model
 
@@ -306,6 +214,8 @@ def enhance_files(inputs: Iterable[str], enhancer: Enhancer, out_dir: str, tile:
     inputs = list(inputs)
     if not 1 <= quality <= 100:
         raise EnhanceError(f"JPEG quality must be 1..100, got {quality}")
+    if max_pixels < 0:
+        raise EnhanceError(f"max_pixels {max_pixels} is negative; pass a pixel count, or 0 for no limit")
     check_inputs(inputs)
     check_out_dir(out_dir, inputs)
     check_tile(enhancer, tile)
@@ -319,14 +229,17 @@ def enhance_files(inputs: Iterable[str], enhancer: Enhancer, out_dir: str, tile:
     used: set[str] = set()
     for path in tqdm(files, desc="photos", unit="photo", disable=not progress):
         try:
-            photo = read_photo(path)
+            photo = read_photo(path, max_pixels)
             target = _output_path(path, out_dir, photo.format, used)
-            height, width = photo.pixels.shape[:2]
+            height, width = photo.rgb.shape[:2]
             with tqdm(total=enhancer.tiles(height, width, tile), desc=os.path.basename(path), unit="tile",
                       leave=False, disable=not progress) as bar:
-                out = enhancer(photo.pixels, tile=tile, on_tile=lambda: bar.update(1))
-            write_photo(target, out[0], photo, quality)
+                # The output replaces the input's samples, which are freed before the output is encoded.
+                photo.rgb = enhancer(photo.rgb, tile=tile, on_tile=lambda: bar.update(1), dtype=photo.rgb.dtype)[0]
+            write_photo(target, photo, quality)
             summary.written.append(target)
+            for note in photo.notes if report is not None else ():
+                report(f"note: {path}: {note}")
         except (PhotoError, OSError) as e:
             reason = str(e) if isinstance(e, PhotoError) else f"cannot read: {e.strerror or _one_line(e)}"
             summary.failed.append((path, reason))
@@ -356,4 +269,4 @@ def _output_path(path: str, out_dir: str, fmt: str, used: set[str]) -> str:
 
 __all__ = ["Enhancer", "EnhanceError", "Photo", "PhotoError", "Summary", "load_enhancer", "read_photo",
            "write_photo", "collect_photos", "enhance_files", "check_model_path", "check_inputs",
-           "check_out_dir", "check_tile", "DEFAULT_TILE", "DEFAULT_QUALITY"]
+           "check_out_dir", "check_tile", "DEFAULT_TILE", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS"]

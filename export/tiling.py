@@ -34,6 +34,11 @@ cannot be cut at a layer, so `graph_radius` / `tflite_radius` report them as not
 export/enhance.py reloads such a SavedModel as Keras when it can and runs a TFLite file on the
 whole image.
 
+Photos are held as their 8- or 16-bit samples (3 or 6 bytes a pixel, not float32's 12), in and
+out: `tiled_apply` and `tiled_predict` convert each tile to float32 in [0, 1] as it is read
+(`float_tile`) and each kept output back to samples as it is stored (`to_samples`), so memory is
+the input and output photos plus a few tiles. Whole-image runs (tile <= 0) need float32 of it all.
+
 A layer takes part in the statistics passes by having `fixed_stats(mean, var) -> keras Layer`, the
 pointwise layer that normalizes with given statistics (see official_dped.InstanceNormalization).
 """
@@ -44,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 import tensorflow as tf
 import tf_keras as keras
 
@@ -97,12 +103,14 @@ def tile_count(height: int, width: int, tile: int, radius: int) -> int:
 
 def iter_tiles(fn: ImageFn, image: np.ndarray, tile: int, radius: int,
                on_tile: OnTile = None) -> Iterator[tuple[slice, slice, np.ndarray]]:
-    """Run `fn` tile by tile; yield (rows, cols, kept output [h, w, C]) with rows/cols in image coords."""
+    """Run `fn` tile by tile; yield (rows, cols, kept output [h, w, C]) with rows/cols in image coords.
+
+    `image` may hold integer samples (see `float_tile`): each tile is converted as it is read."""
     x = _as_batch(image)
     height, width = x.shape[1], x.shape[2]
     for rs in spans(height, tile, radius):
         for cs in spans(width, tile, radius):
-            y = np.asarray(fn(np.ascontiguousarray(x[:, rs.read_start:rs.read_stop, cs.read_start:cs.read_stop])))
+            y = np.asarray(fn(float_tile(x[:, rs.read_start:rs.read_stop, cs.read_start:cs.read_stop])))
             expect = (rs.read_stop - rs.read_start, cs.read_stop - cs.read_start)
             if y.ndim != 4 or y.shape[0] != 1 or tuple(y.shape[1:3]) != expect:
                 raise NotTileableError(f"model output {list(y.shape)} for a tile [1, {expect[0]}, {expect[1]}, "
@@ -114,21 +122,42 @@ def iter_tiles(fn: ImageFn, image: np.ndarray, tile: int, radius: int,
             yield slice(rs.keep_start, rs.keep_stop), slice(cs.keep_start, cs.keep_stop), kept
 
 
-def tiled_apply(fn: ImageFn, image: np.ndarray, *, tile: int, radius: int, on_tile: OnTile = None) -> np.ndarray:
-    """`fn` (numpy [1, h, w, C] -> [1, h, w, C']) over `image` ([H, W, C] or [1, H, W, C]) in tiles.
+def tiled_apply(fn: ImageFn, image: np.ndarray, *, tile: int, radius: int, on_tile: OnTile = None,
+                dtype: DTypeLike = np.float32) -> np.ndarray:
+    """`fn` (numpy float32 [1, h, w, C] -> [1, h, w, C']) over `image` ([H, W, C] or [1, H, W, C]) in tiles.
 
     Exact for any local, stride-1, size-preserving fn whose receptive field is at most 2*radius+1:
     a Keras model, a SavedModel signature, a TFLite interpreter. tile <= 0 runs the whole image.
-    Returns float32 [1, H, W, C'].
+    `image` is float, or uint8/uint16 samples that `fn` sees as float32 in [0, 1] (`float_tile`, per
+    tile: a photo is never held as float32 as a whole). Returns [1, H, W, C'] of `dtype`: float32
+    (default) is `fn`'s output as it is; an integer dtype holds it clipped to [0, 1] and rounded to
+    the dtype's range, also per tile (`to_samples`), so the output is as small as the photo.
     """
     x = _as_batch(image)
     out: np.ndarray | None = None
     for rows, cols, kept in iter_tiles(fn, x, tile, radius, on_tile):
         if out is None:
-            out = np.empty((1, x.shape[1], x.shape[2], kept.shape[-1]), np.float32)
-        out[0, rows, cols] = kept
+            out = np.empty((1, x.shape[1], x.shape[2], kept.shape[-1]), dtype)
+        out[0, rows, cols] = to_samples(kept, out.dtype)
     assert out is not None
     return out
+
+
+def float_tile(samples: np.ndarray) -> np.ndarray:
+    """A (tile of an) image as contiguous float32 for a model: unsigned integer samples (uint8, uint16)
+    divided by their maximum (255, 65535) into [0, 1]; float values as they are."""
+    if np.issubdtype(samples.dtype, np.unsignedinteger):
+        return samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
+    return np.ascontiguousarray(samples, np.float32)
+
+
+def to_samples(values: np.ndarray, dtype: DTypeLike) -> np.ndarray:
+    """Model output as `dtype`: for an unsigned integer dtype, clipped to [0, 1], scaled to its maximum
+    and rounded (half to even, as np.round); a float dtype takes the values unchanged (not clipped)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.unsignedinteger):
+        return np.round(np.clip(values, 0.0, 1.0) * float(np.iinfo(dtype).max)).astype(dtype)
+    return np.asarray(values, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,25 +218,27 @@ def whole_image_stats(model: keras.Model, image: np.ndarray, tile: int,
     return stats
 
 
-def tiled_predict(model: keras.Model, image: np.ndarray, *, tile: int, on_tile: OnTile = None) -> np.ndarray:
+def tiled_predict(model: keras.Model, image: np.ndarray, *, tile: int, on_tile: OnTile = None,
+                  dtype: DTypeLike = np.float32) -> np.ndarray:
     """A Keras generator over a photo in tiles, exactly as a whole-image call (see module docstring).
 
     Instance-normalized models take `passes(model)` tiled passes; others one. tile <= 0: whole image.
-    Returns float32 [1, H, W, C] (the model's raw output, not clipped).
+    `image` and `dtype` as for `tiled_apply`: returns [1, H, W, C] of `dtype`, float32 by default (the
+    model's raw output, not clipped).
     """
     x = _as_batch(image)
     norms = spatial_norm_layers(model)
     if tile <= 0 or (x.shape[1] <= tile and x.shape[2] <= tile):
-        out = keras_fn(model)(x)
+        out = keras_fn(model)(float_tile(x))
         if on_tile is not None:
             for _ in range(len(norms) + 1):
                 on_tile()
-        return out
+        return to_samples(out, dtype)
     if not norms:
-        return tiled_apply(keras_fn(model), x, tile=tile, radius=model_radius(model), on_tile=on_tile)
+        return tiled_apply(keras_fn(model), x, tile=tile, radius=model_radius(model), on_tile=on_tile, dtype=dtype)
     stats = whole_image_stats(model, x, tile, on_tile)
     fixed = _with_fixed_stats(model, norms, stats)
-    return tiled_apply(keras_fn(fixed), x, tile=tile, radius=model_radius(fixed), on_tile=on_tile)
+    return tiled_apply(keras_fn(fixed), x, tile=tile, radius=model_radius(fixed), on_tile=on_tile, dtype=dtype)
 
 
 def tiled_predict_count(model: keras.Model, height: int, width: int, tile: int) -> int:
@@ -252,7 +283,10 @@ def _with_fixed_stats(model: keras.Model, norms: Sequence[keras.layers.Layer],
 
 
 def _as_batch(image: Any) -> np.ndarray:
-    x = np.asarray(image, np.float32)
+    """[1, H, W, C]: unsigned integer samples kept as they are (converted per tile), anything else float32."""
+    x = np.asarray(image)
+    if not np.issubdtype(x.dtype, np.unsignedinteger):
+        x = x.astype(np.float32, copy=False)
     if x.ndim == 3:
         x = x[np.newaxis]
     if x.ndim != 4 or x.shape[0] != 1:

@@ -75,7 +75,7 @@ def _enhance(args: argparse.Namespace) -> int:
     print(f"model: {enhancer.kind} {args.model} ({enhancer.note}); tile {args.tile or 'off'}", file=sys.stderr)
     try:
         summary = enhance.enhance_files(args.inputs, enhancer, args.out, tile=args.tile, quality=args.quality,
-                                        progress=not args.no_progress,
+                                        progress=not args.no_progress, max_pixels=args.max_pixels,
                                         report=lambda line: tqdm.write(line, file=sys.stderr))
     except enhance.EnhanceError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", type=_count(1, 100, example=95), default=95,
                    help="JPEG quality of the outputs (1-100)")
     p.add_argument("--threads", type=_count(1, example=2), default=2, help="TFLite threads")
+    p.add_argument("--max-pixels", type=_count(0, example=250_000_000), default=250_000_000, metavar="N",
+                   help="skip (in one line) photos of more than N pixels, width x height; tiled, a photo takes "
+                        "about 8 bytes a pixel in 8-bit (12 in 16-bit); 0: no limit (default 250 million)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_enhance)
     _terse_usage_errors(p)

@@ -134,3 +134,33 @@ def test_output_never_overwrites_the_input(models, tmp_path, capsys):
                                     str(tmp_path), progress=False)
     assert summary.failed and "overwrite the input" in summary.failed[0][1]
     assert (tmp_path / "x.png").read_bytes() == before
+
+
+def _float_path_of_old(enhancer, samples, tile):
+    """What enhance wrote before photos stayed integer: the whole photo as float32 / max, enhanced,
+    clipped, then * max and rounded."""
+    top = float(np.iinfo(samples.dtype).max)
+    out = enhancer(samples.astype(np.float32) / top, tile=tile)[0]
+    return np.round(np.clip(out, 0.0, 1.0) * top).astype(samples.dtype)
+
+
+@pytest.mark.parametrize("kind, tile", [("tflite", 40), ("saved_model", 40), ("tflite", 0)])
+def test_integer_photos_give_the_pixels_of_the_float_path(models, tmp_path, kind, tile):
+    """The photo stays uint8/uint16 and only tiles become float32; on an awkward size (97 x 131: uneven
+    tiles) the pixels are exactly those of the float32 photo of old."""
+    enhancer = enhance.load_enhancer(models[kind])
+    pixels = _pixels(97, 131, seed=2)
+    expected = _float_path_of_old(enhancer, pixels, tile)
+    samples = enhancer(pixels, tile=tile, dtype=np.uint8)[0]
+    assert samples.dtype == np.uint8
+    np.testing.assert_array_equal(samples, expected)
+    deep = (pixels.astype(np.uint16) * 257) ^ 0x5A  # 16-bit with the low byte used
+    np.testing.assert_array_equal(enhancer(deep, tile=tile, dtype=np.uint16)[0],
+                                  _float_path_of_old(enhancer, deep, tile))
+    # ... and so are the files: a PNG in, through enhance_files, a PNG out
+    Image.fromarray(pixels).save(tmp_path / "odd.png")
+    summary = enhance.enhance_files([str(tmp_path / "odd.png")], enhancer, str(tmp_path / "out"), tile=tile,
+                                    progress=False)
+    assert not summary.failed
+    with Image.open(tmp_path / "out" / "odd.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), expected)

@@ -5,6 +5,10 @@ what to pass instead, and exit status 2. A write fault (item 11: a full disk, an
 turns unwritable, a directory in the way) must leave no partial file, report the photo in one line,
 go on with the next one, count the failures and exit 1.
 
+Photos as files (items 5 and 6): a photo above --max-pixels is skipped in one line that names the
+option and its size; 16-bit PNGs come out 16-bit, alpha comes out unchanged, grey comes out RGB of
+its depth, and a non-sRGB profile is converted to sRGB and tagged so (export/photo_files.py).
+
 The CLI runs as a subprocess (its own exit status and stderr, no pytest capture in between). The
 model is tiny (two convs, receptive-field radius 5) and laid out as the pipeline's ModelPusher lays
 out a version: `<serving>/<version>/saved_model.pb` and `<serving>/<version>/tflite/float32.tflite`.
@@ -15,6 +19,7 @@ the output's way.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pathlib
 import subprocess
@@ -23,11 +28,12 @@ import sys
 import numpy as np
 import pytest
 import tf_keras as keras
-from PIL import Image
+from PIL import Image, ImageCms
 
 from phone2dslr.export import enhance
 from phone2dslr.export.tflite_convert import convert
 from phone2dslr.trainer.serving import export_image_generator
+from tests.export.photo_helpers import gradient16, icc_profile, read_png, write_png16
 
 VERSION = "1700000000"
 RADIUS = 5  # 9x9 conv (4) then 3x3 conv (1)
@@ -145,6 +151,10 @@ MISTAKES = {
                              "error: argument --quality: got 'high'; pass an integer from 1 to 100"),
     "tile negative": (["photos", "--model", "{tflite}", "--out", "out", "--tile", "-1"],
                       "error: argument --tile: got '-1'; pass an integer >= 0, e.g. 512"),
+    "max-pixels negative": (["photos", "--model", "{tflite}", "--out", "out", "--max-pixels", "-1"],
+                            "error: argument --max-pixels: got '-1'; pass an integer >= 0, e.g. 250000000"),
+    "max-pixels in megapixels": (["photos", "--model", "{tflite}", "--out", "out", "--max-pixels", "200MP"],
+                                 "error: argument --max-pixels: got '200MP'; pass an integer >= 0"),
     "no --model": (["photos", "--out", "out"],
                    "error: the following arguments are required: --model (usage: phone2dslr enhance "),
     "unknown option": (["photos", "--model", "{tflite}", "--out", "out", "--tiles", "64"],
@@ -325,3 +335,91 @@ def test_an_output_folder_that_turns_unwritable_mid_run(serving, tmp_path):
     assert lines == [f"skipped {photos}/b.png: cannot write {out}/b.png: {lock.reason}",
                      f"skipped {photos}/c.jpg: cannot write {out}/c.jpg: {lock.reason}"]
     assert "enhanced 1 of 3 photo(s)" in str(summary) and "(2 failed)" in str(summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos as files: the pixel ceiling, bit depth, alpha, grey, colour profiles.
+
+def test_a_photo_above_max_pixels_is_skipped_in_one_line(serving, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _noise(photos / "a_big.png", (200, 200))
+    Image.fromarray(np.full((150, 250, 3), 90, np.uint8)).save(photos / "b_big.jpg")
+    _flat(photos / "c_small.jpg", 60)
+    write_png16(photos / "d_deep.png", gradient16(24, 100))  # 16-bit through the real (non-identity) model
+    result = _enhance("photos", "--model", _tflite(serving), "--out", "out", "--max-pixels", "10000",
+                      "--no-progress", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert _failed_lines(result) == [
+        "skipped photos/a_big.png: 200 x 200 = 40000 pixels (0.04 MP) is above --max-pixels 10000; pass "
+        "--max-pixels 40000 or more (0: no limit) if the machine has the memory",
+        "skipped photos/b_big.jpg: 250 x 150 = 37500 pixels (0.0375 MP) is above --max-pixels 10000; pass "
+        "--max-pixels 37500 or more (0: no limit) if the machine has the memory"]
+    assert "enhanced 2 of 4 photo(s) into out" in result.stdout and "(2 failed)" in result.stdout
+    assert sorted(os.listdir(tmp_path / "out")) == ["c_small.jpg", "d_deep.png"]
+    deep, info = read_png(tmp_path / "out" / "d_deep.png")
+    assert info["bitdepth"] == 16 and deep.dtype == np.uint16
+    assert len(np.unique(deep[..., 0])) > 1000  # an 8-bit path would leave at most 256
+
+    result = _enhance("photos", "--model", _tflite(serving), "--out", "out", "--max-pixels", "40000",
+                      "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0 and not _failed_lines(result), result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_big.png", "b_big.jpg", "c_small.jpg", "d_deep.png"]
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory) -> pathlib.Path:
+    """A SavedModel whose output is its input (one 1x1 conv, identity kernel): what goes in comes out."""
+    image = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(3, 1, use_bias=False)
+    model = keras.Model(image, conv(image), name="identity")
+    conv.set_weights([np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3)])
+    path = tmp_path_factory.mktemp("identity") / "saved_model"
+    export_image_generator(model, str(path))
+    return path
+
+
+def test_bit_depth_alpha_grey_and_profiles_come_out_as_documented(identity, tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    rng = np.random.default_rng(8)
+    deep = gradient16()
+    write_png16(photos / "gradient16.png", deep)
+    rgba16 = rng.integers(0, 65536, (20, 30, 4), dtype=np.uint32).astype(np.uint16)
+    rgba16[:5, :, 3] = 0
+    write_png16(photos / "rgba16.png", rgba16[..., :3], rgba16[..., 3])
+    rgba8 = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    rgba8[:, :7, 3] = 0
+    Image.fromarray(rgba8).save(photos / "rgba8.png")
+    grey16 = rng.integers(0, 65536, (20, 30), dtype=np.uint32).astype(np.uint16)
+    write_png16(photos / "grey16.png", grey16)
+    adobe = icc_profile("Test Adobe RGB (1998)")
+    Image.fromarray(rgba8[..., :3]).save(photos / "adobe.png", icc_profile=adobe)
+    write_png16(photos / "adobe16.png", deep, icc=adobe)
+
+    result = _enhance("photos", "--model", identity, "--out", "out", "--tile", "16", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "enhanced 6 of 6 photo(s)" in result.stdout
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: photos/adobe16.png: 16-bit with the ICC profile 'Test Adobe RGB (1998)', which is "
+                     "not sRGB: enhanced without colour conversion (LittleCMS in Pillow converts 8-bit only), "
+                     "profile kept"]
+
+    samples, info = read_png(out / "gradient16.png")  # 16 bits in, 16 bits out: 1024 levels, not 256
+    assert info["bitdepth"] == 16 and len(np.unique(samples[..., 0])) == 1024
+    np.testing.assert_array_equal(samples, deep)
+    for name, expected in (("rgba16.png", rgba16), ("rgba8.png", rgba8)):  # alpha unchanged, colour under it too
+        samples, info = read_png(out / name)
+        assert info["alpha"] and samples.dtype == expected.dtype
+        np.testing.assert_array_equal(samples, expected)
+    samples, info = read_png(out / "grey16.png")  # grey: RGB of the same depth
+    assert info["bitdepth"] == 16 and not info["greyscale"]
+    np.testing.assert_array_equal(samples, np.repeat(grey16[..., None], 3, -1))
+    with Image.open(out / "adobe.png") as im:  # converted to sRGB, tagged sRGB
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+        assert ImageCms.getProfileDescription(profile).strip() == "sRGB built-in"
+        np.testing.assert_array_equal(np.asarray(im), enhance.read_photo(str(photos / "adobe.png")).rgb)
+        assert not np.array_equal(np.asarray(im), rgba8[..., :3])
+    with Image.open(out / "adobe16.png") as im:
+        assert im.info["icc_profile"] == adobe
+    np.testing.assert_array_equal(read_png(out / "adobe16.png")[0], deep)
