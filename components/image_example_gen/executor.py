@@ -309,4 +309,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         report.set_string_custom_property("status", summary["status"])
         logging.info("Ingest report:\n%s", report_lib.summary_text(summary))
         if summary["status"] != "ok":
-            raise IngestError(summary["error"])
+            raise IngestError(keep_failed_report(report.uri, summary["error"]))
+
+
+FAILED_REPORT_DIR = "failed_ingest_report"
+
+
+def keep_failed_report(report_uri: str, error: str) -> str:
+    """Copies the ingest report of a failing run where it outlives the failure; returns `error`
+    pointing there.
+
+    TFX removes a failed execution's output folders, so the rejects.jsonl and summary.json that
+    explain why ingestion stopped would vanish with report_uri. They are copied to
+    `<component folder>/failed_ingest_report/<execution id>/` (beside the artifact folders), which
+    no runner cleans up; a copy that fails leaves the message as it was.
+    """
+    target = os.path.join(os.path.dirname(os.path.dirname(report_uri.rstrip("/"))), FAILED_REPORT_DIR,
+                          os.path.basename(report_uri.rstrip("/")))
+    try:
+        tf.io.gfile.makedirs(target)
+        for name in tf.io.gfile.listdir(report_uri):
+            tf.io.gfile.copy(os.path.join(report_uri, name), os.path.join(target, name), overwrite=True)
+    except (OSError, tf.errors.OpError):
+        return error
+    return error.replace(report_uri.rstrip("/"), target)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import json
+import shutil
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from phone2dslr import features as F
 from phone2dslr.components.image_example_gen import report as report_lib
 from phone2dslr.components.image_example_gen.component import ImageExampleGen, IngestReport
 from phone2dslr.components.image_example_gen.executor import Executor
+from phone2dslr.components.image_example_gen import executor as executor_lib
 from phone2dslr.components.image_example_gen.layout import IngestError, IngestOptions
 from tests.components.image_example_gen_helpers import BEAM_ARGS, make_dataset, rgb, write
 
@@ -68,9 +70,13 @@ def test_too_many_rejects_fail_with_one_line_naming_the_report(tmp_path):
         _do(tmp_path / "data", tmp_path / "out", max_reject_fraction=0.3)
     message = str(e.value)
     assert "\n" not in message and "6 of 12 image files (50%) were set aside" in message
-    assert "max_reject_fraction 0.3" in message and str(tmp_path / "out" / "report" / "rejects.jsonl") in message
-    # The report was written before the run failed, so the user can read what was set aside.
-    lines = Path(tmp_path, "out", "report", report_lib.REJECTS_FILE).read_text().splitlines()
+    # TFX deletes a failed execution's outputs (here out/report), so the message names a copy
+    # beside them: <component folder>/failed_ingest_report/<execution id>/.
+    kept = tmp_path / executor_lib.FAILED_REPORT_DIR / "report"
+    assert "max_reject_fraction 0.3" in message and str(kept / "rejects.jsonl") in message
+    shutil.rmtree(tmp_path / "out" / "report")
+    assert (kept / report_lib.SUMMARY_JSON).exists()
+    lines = (kept / report_lib.REJECTS_FILE).read_text().splitlines()
     assert sorted(json.loads(x)["reason"] for x in lines) == ["not_an_image"] * 3 + ["partner_rejected"] * 3
 
 
