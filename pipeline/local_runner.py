@@ -105,7 +105,21 @@ def run(config: PipelineConfig, until: str | None = None, run_fn: str | None = N
     lock_dir = config.pipeline_root if "://" not in config.pipeline_root else \
         os.path.dirname(os.path.abspath(config.metadata_path))
     with run_lock.hold(lock_dir):
+        _check_folders(config)
         return _run_locked(config, until, run_fn, verbose)
+
+
+def _check_folders(config: PipelineConfig) -> None:
+    """The local folders a run writes can be created: else one line now, not a traceback later."""
+    for key, folder in (("metadata_path", os.path.dirname(os.path.abspath(config.metadata_path))),
+                        ("serving_dir", config.serving_dir)):
+        if not folder or "://" in folder:
+            continue
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise run_lock.RunLockError(f"{key}: cannot create folder {folder}: {e.strerror or e}; "
+                                        f"choose another {key}") from None
 
 
 def _run_locked(config: PipelineConfig, until: str | None, run_fn: str | None, verbose: bool) -> int:

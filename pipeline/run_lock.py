@@ -76,12 +76,16 @@ def acquire(pipeline_root: str, report: Callable[[str], None] | None = None) -> 
     report: called with one line when a stale record (a run that ended without releasing the
     lock) is taken over; default: print it to stderr.
     Raises RunLockError (one line, naming the running owner) when another process holds the lock,
-    or when an unlocked record names another host (its run may still be live there);
-    OSError when the pipeline root cannot be created or the file cannot be opened.
+    or when an unlocked record names another host (its run may still be live there), or when
+    the pipeline root cannot be created or the lock file cannot be opened (one line, the reason).
     """
-    os.makedirs(pipeline_root, exist_ok=True)
     path = os.path.join(os.path.abspath(pipeline_root), LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.makedirs(pipeline_root, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:  # a user's path: a file where a folder should be, no permission, ...
+        raise RunLockError(f"cannot use pipeline root {pipeline_root} (lock file {path}): "
+                           f"{e.strerror or e}; choose another pipeline_root") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

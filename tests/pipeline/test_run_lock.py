@@ -115,3 +115,24 @@ def test_an_unlocked_record_from_another_host_is_not_taken_over(tmp_path):
     assert _record(root) == record
     (root / run_lock.LOCK_FILE).unlink()  # what the message says to do
     run_lock.release(run_lock.acquire(str(root)))
+
+
+@pytest.mark.parametrize("key", ["pipeline_root", "metadata_path", "serving_dir", "lock_is_a_folder"])
+def test_unusable_run_folders_are_one_line_before_any_work(key, tmp_path):
+    """A file where a folder must be (or a folder where the lock file goes): one line, exit 2."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    paths = {"pipeline_root": tmp_path / "root", "metadata_path": tmp_path / "m.sqlite",
+             "serving_dir": tmp_path / "serving"}
+    if key == "lock_is_a_folder":
+        (tmp_path / "root" / run_lock.LOCK_FILE).mkdir(parents=True)
+    else:
+        paths[key] = blocker / "below" / ("m.sqlite" if key == "metadata_path" else "")
+    cli = subprocess.run(
+        [sys.executable, "-c", "import sys; from phone2dslr.cli import main; sys.exit(main())", "run",
+         "--config", "configs/demo.yaml", *[a for k, v in paths.items() for a in ("--set", f"{k}={v}")],
+         "--set", f"data.demo_dir={tmp_path / 'demo'}", "--set", f"data.root={tmp_path / 'demo' / 'dped'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = [line for line in cli.stderr.splitlines() if line.strip()]
+    assert cli.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), cli.stderr[-2000:]
+    assert "Traceback" not in cli.stderr and not (tmp_path / "demo").exists()  # stopped before the demo data
