@@ -278,18 +278,26 @@ def _srgb() -> ImageCms.ImageCmsProfile:
 
 
 def _other_rgb_profile(icc: bytes) -> tuple[ImageCms.ImageCmsProfile | None, bytes | None]:
-    """(the profile when it is an RGB profile other than sRGB, else None; the profile bytes to keep).
+    """(the profile when it is an RGB profile that is not sRGB in effect, else None; the profile
+    bytes to keep).
 
-    sRGB is told by the description. A profile LittleCMS cannot read is kept as it is (as before
-    conversions existed); one for another colour space (grey, CMYK: a mislabelled file) is dropped."""
+    sRGB is told by what the profile does, as at ingestion (components/image_example_gen/
+    colour.py): converting a 16-level RGB cube to sRGB moves no value by more than one level.
+    Its description is no evidence ("sRGB linear" is not sRGB). One for another colour space
+    (grey, CMYK: a mislabelled file) is dropped. Raises PhotoError when LittleCMS cannot read or
+    convert from it: the photo's colours are unknown, and ingestion sets such a file aside too."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        name = ImageCms.getProfileDescription(profile)
-    except (OSError, ImageCms.PyCMSError):
-        return None, icc
-    if profile.profile.xcolor_space.strip() != "RGB":
-        return None, None
-    return (None if "srgb" in name.lower() else profile), icc
+        if profile.profile.xcolor_space.strip() != "RGB":
+            return None, None
+        levels = np.arange(0, 256, 17, dtype=np.uint8)
+        cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(64, 64, 3)
+        moved = np.asarray(ImageCms.profileToProfile(Image.fromarray(cube, "RGB"), profile, _srgb()),
+                           dtype=np.int16) - cube
+    except (OSError, ImageCms.PyCMSError, ValueError) as e:
+        raise PhotoError(f"its embedded ICC colour profile cannot be read or converted to sRGB "
+                         f"({_one_line(e)}), so its colours are unknown") from None
+    return (None if np.abs(moved).max() <= 1 else profile), icc
 
 
 def _to_srgb(icc: bytes) -> tuple[ImageCms.ImageCmsTransform | None, bytes | None]:

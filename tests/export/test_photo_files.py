@@ -185,7 +185,7 @@ def test_a_non_srgb_profile_is_converted_to_srgb_and_the_output_tagged_srgb(tmp_
 
 
 def test_an_srgb_profile_is_kept_byte_for_byte(tmp_path):
-    srgb = icc_profile("Test sRGB IEC61966-2.1", SRGB)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # LittleCMS' own sRGB
     pixels = _noise(20, 30, seed=7)
     Image.fromarray(pixels).save(tmp_path / "s.png", icc_profile=srgb)
     photo = read_photo(str(tmp_path / "s.png"))
@@ -193,17 +193,13 @@ def test_an_srgb_profile_is_kept_byte_for_byte(tmp_path):
     assert photo.icc_profile == srgb
 
 
-def test_a_profile_of_another_colour_space_is_dropped_and_an_unreadable_one_kept(tmp_path):
+def test_a_profile_of_another_colour_space_is_dropped(tmp_path):
     pixels = _noise(20, 30, seed=9)
     lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # a mislabelled RGB file
     Image.fromarray(pixels).save(tmp_path / "lab.png", icc_profile=lab)
-    Image.fromarray(pixels).save(tmp_path / "junk.png", icc_profile=b"not an ICC profile")
     photo = read_photo(str(tmp_path / "lab.png"))
     np.testing.assert_array_equal(photo.rgb, pixels)
     assert photo.icc_profile is None
-    photo = read_photo(str(tmp_path / "junk.png"))
-    np.testing.assert_array_equal(photo.rgb, pixels)
-    assert photo.icc_profile == b"not an ICC profile"  # kept as the photo had it, as before
 
 
 def test_a_16_bit_photo_with_another_profile_keeps_it_and_says_so(tmp_path):
@@ -224,3 +220,25 @@ def test_a_16_bit_write_fault_leaves_no_temporary(tmp_path):
     with pytest.raises(PhotoError, match=r"^cannot write .*g\.png: Is a directory$"):
         write_photo(str(tmp_path / "out" / "g.png"), photo)
     assert os.listdir(tmp_path / "out") == ["g.png"]
+
+
+def test_srgb_is_told_by_what_the_profile_does_not_its_name(tmp_path):
+    """A linear-gamma profile with sRGB primaries is not sRGB, whatever its description says
+    (ingestion decides the same way: components/image_example_gen/colour.py)."""
+    pixels = np.tile(np.arange(0, 256, 4, dtype=np.uint8)[None, :, None], (8, 1, 3))
+    outs = []
+    for name in ("sRGB linear", "Linear RGB"):
+        path = tmp_path / f"{name.replace(' ', '_')}.png"
+        Image.fromarray(pixels).save(path, icc_profile=icc_profile(name, SRGB, gamma=1.0))
+        photo = photo_files.read_photo(str(path))
+        assert _description(photo.icc_profile) == "sRGB built-in", name  # converted, tagged sRGB
+        outs.append(np.asarray(photo.rgb))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert np.abs(outs[0].astype(int) - pixels).max() > 10  # the conversion did move the values
+
+
+def test_an_unreadable_profile_is_a_photo_error_not_a_guess(tmp_path):
+    path = tmp_path / "bad.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path, icc_profile=b"not an ICC profile at all" * 8)
+    with pytest.raises(photo_files.PhotoError, match="ICC colour profile cannot be read"):
+        photo_files.read_photo(str(path))
