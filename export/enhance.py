@@ -169,29 +169,40 @@ class Summary:
     out_dir: str
     written: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    ignored: list[str] = field(default_factory=list)  # folder entries that are not .jpg/.jpeg/.png
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (folder entry, why it was not read)
     seconds: float = 0.0
 
     def __str__(self) -> str:
         total = len(self.written) + len(self.failed)
         text = f"enhanced {len(self.written)} of {total} photo(s) into {self.out_dir} in {self.seconds:.1f} s"
         extra = [f"{len(self.failed)} failed"] if self.failed else []
-        if self.ignored:
-            extra.append(f"{len(self.ignored)} non-JPEG/PNG file(s) ignored")
+        kinds: dict[str, int] = {}
+        for _, why in self.ignored:
+            kinds[why] = kinds.get(why, 0) + 1
+        extra += [f"{n} {why} ignored" for why, n in sorted(kinds.items())]
         return text + (f" ({', '.join(extra)})" if extra else "")
 
 
-def collect_photos(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(files to enhance, ignored folder entries): files as given; folders' .jpg/.jpeg/.png files."""
+def collect_photos(inputs: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files to enhance, ignored folder entries with the reason): files as given; of a folder, its
+    regular .jpg/.jpeg/.png files. Every other entry of an input folder is listed as ignored, as
+    "sub-folder(s) (not searched)", "non-JPEG/PNG file(s)" or "entries that are not regular files"
+    (broken links, pipes, devices: a pipe would block the read forever)."""
     files, ignored = [], []
     for path in inputs:
-        if os.path.isdir(path):
-            for name in sorted(os.listdir(path)):
-                full = os.path.join(path, name)
-                if os.path.isfile(full):
-                    (files if name.lower().endswith(PHOTO_SUFFIXES) else ignored).append(full)
-        else:
-            files.append(path)  # unreadable: reported when processed
+        if not os.path.isdir(path):
+            files.append(path)  # checked by check_inputs; unreadable: reported when processed
+            continue
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if os.path.isdir(full):
+                ignored.append((full, "sub-folder(s) (not searched)"))
+            elif not os.path.isfile(full):
+                ignored.append((full, "entries that are not regular files"))
+            elif name.lower().endswith(PHOTO_SUFFIXES):
+                files.append(full)
+            else:
+                ignored.append((full, "non-JPEG/PNG file(s)"))
     return files, ignored
 
 

@@ -104,8 +104,12 @@ def check_inputs(inputs: Iterable[str]) -> None:
             others = sum(os.path.isfile(os.path.join(path, n)) for n in names)
             what = f"{others} other file(s)" if others else "empty"
             raise EnhanceError(f"input folder {path} has no .jpg/.jpeg/.png files ({what}); {_PASS_PHOTOS}")
+        if os.path.islink(path) and not os.path.exists(path):
+            raise EnhanceError(f"input {path} is a broken link (to {os.readlink(path)}); {_PASS_PHOTOS}")
         if not os.path.exists(path):
             raise _missing("input", path, _PASS_PHOTOS)
+        if not os.path.isfile(path):  # a pipe or device: reading it could block forever
+            raise EnhanceError(f"input {path} is not a regular file or folder; {_PASS_PHOTOS}")
 
 
 def check_out_dir(out_dir: str, inputs: Iterable[str] = ()) -> None:

@@ -254,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     console.configure(verbose=args.verbose)  # before any command loads TensorFlow
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: the user knows why; a traceback would bury what was done
+        print(f"interrupted: phone2dslr {args.command} stopped by Ctrl-C", file=sys.stderr)
+        return 130
     except config_lib.ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2

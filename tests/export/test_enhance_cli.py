@@ -423,3 +423,31 @@ def test_bit_depth_alpha_grey_and_profiles_come_out_as_documented(identity, tmp_
     with Image.open(out / "adobe16.png") as im:
         assert im.info["icc_profile"] == adobe
     np.testing.assert_array_equal(read_png(out / "adobe16.png")[0], deep)
+
+
+def test_every_entry_of_an_input_folder_is_enhanced_or_counted_as_ignored(serving, photos):
+    """A sub-folder, a pipe, a broken link and a text file beside the photos: each is named in the
+    summary's counts, none is read (a pipe would block the read forever)."""
+    folder = photos / "photos"
+    (folder / "sub").mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "sub" / "inner.jpg")
+    os.mkfifo(folder / "pipe.jpg")
+    os.symlink(folder / "gone.jpg", folder / "broken.jpg")
+    (folder / "readme.txt").write_text("not a photo")
+    result = _enhance("photos", "--model", _tflite(serving), "--out", "out", cwd=photos)
+    assert result.returncode == 0, result.stderr
+    assert ("1 entries that are not regular files ignored" not in result.stdout
+            and "2 entries that are not regular files ignored" in result.stdout), result.stdout
+    assert "1 sub-folder(s) (not searched) ignored" in result.stdout and "1 non-JPEG/PNG file(s) ignored" in result.stdout
+    assert sorted(os.listdir(photos / "out")) == ["a.jpg", "b.png"]
+
+
+@pytest.mark.parametrize("kind", ["pipe", "broken link"])
+def test_an_input_that_is_not_a_regular_file_is_one_line_before_work(serving, photos, kind):
+    path = photos / "odd.jpg"
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        os.symlink(photos / "gone.jpg", path)
+    line = _one_error_line(_enhance("odd.jpg", "--model", _tflite(serving), "--out", "out", cwd=photos))
+    assert ("not a regular file" if kind == "pipe" else "is a broken link") in line and "did you mean" not in line
