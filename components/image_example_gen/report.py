@@ -105,6 +105,9 @@ def build_summary(counts: Mapping[str, int], options: IngestOptions, report_uri:
     elif fraction > options.max_reject_fraction:
         error = (f"image ExampleGen: {files['rejected']} of {files['seen']} image files ({fraction:.0%}) were set "
                  f"aside, more than max_reject_fraction {options.max_reject_fraction:g} ({_top(rejects)}); {where}")
+    if error and rejects.get("no_partner") and options.layout == "unpaired" and options.pairing == "paired":
+        # The likeliest cause: unpaired training folders read with the default pairing.
+        error = error.replace(f"; {where}", f"; for unpaired trainA/trainB set data.pairing: unpaired; {where}")
     split, split_warnings = split_summary(counts, options)
     ignored = _group(counts, "ignored")
     return {

@@ -116,3 +116,16 @@ def test_component_declares_outputs_and_checks_parameters():
     assert c.exec_properties["layout"] == "unpaired" and "trainA/*" in c.exec_properties["input_config"]
     with pytest.raises(IngestError, match="pairing 'both' is not one of paired, unpaired"):
         ImageExampleGen(input_base="/data", pairing="both")
+
+
+def test_unpaired_folders_read_as_pairs_name_the_pairing_option(tmp_path):
+    """trainA/trainB with different names, layout unpaired, the default pairing 'paired': nothing
+    pairs, and the one line says which option the user most likely forgot."""
+    dirs = make_dataset(tmp_path / "data", "unpaired", train_pairs=0, test_pairs=1)
+    for i in range(3):
+        write(dirs["train_phone"] / f"a{i}.png", rgb(i))
+        write(dirs["train_dslr"] / f"b{i}.png", rgb(10 + i))
+    with pytest.raises(IngestError, match="no_partner.*set data.pairing: unpaired; see ") as e:
+        _do(tmp_path / "data", tmp_path / "out", layout="unpaired", patch_size=8)
+    assert "\n" not in str(e.value)
+    _do(tmp_path / "data", tmp_path / "out2", layout="unpaired", pairing="unpaired", patch_size=8)  # then it works
