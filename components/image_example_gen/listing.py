@@ -152,10 +152,29 @@ def walk(root: str, directory: str, recursive: bool) -> Iterator[Entry]:
 
     Images directly in `directory` are IMAGE; images deeper are IMAGE when `recursive`, else
     SUBFOLDER. Hidden entries are not descended into; an empty folder yields nothing (it holds no
-    photo). Links to folders are followed once (a loop is a LINK_LOOP entry).
+    photo). Links to folders are followed once; a link back to `directory` or to a folder above it
+    (e.g. `loop -> ..`, which would show the other side's photos as this side's) is a LINK_LOOP entry.
     """
     start = os.path.join(root, directory)
-    yield from _walk(local_path(start) if is_local(root) else start, directory, True, recursive, set())
+    real = local_path(start) if is_local(root) else start
+    yield from _walk(real, directory, True, recursive, _ancestors(real))
+
+
+def _ancestors(real: str | bytes) -> set:
+    """(st_dev, st_ino) of every folder above `real` (a local path), so no link leads back up."""
+    if not (isinstance(real, bytes) or is_local(real)):
+        return set()
+    found, here = set(), os.path.realpath(real)
+    while True:
+        parent = os.path.dirname(here)
+        if parent == here:
+            return found
+        try:
+            s = os.stat(parent)
+            found.add((s.st_dev, s.st_ino))
+        except OSError:
+            pass
+        here = parent
 
 
 def _walk(real: str | bytes, rel_dir: str, top: bool, recursive: bool, seen: set) -> Iterator[Entry]:

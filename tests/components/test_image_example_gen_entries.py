@@ -176,3 +176,23 @@ def test_entries_beside_the_dped_layout_are_listed_other_phones_without_a_warnin
     assert entry_warnings({"other_phone": 1}, 0, "see x") == []
     assert entry_warnings({"not_layout": 2}, 0, "see x") == [
         "2 files or folders beside the layout's folders are not part of it and were not read; see x"]
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_a_link_back_up_the_tree_is_a_link_loop_not_the_other_sides_photos(tmp_path, recursive):
+    """`training_data/iphone/loop -> ..` would show canon/0.jpg as a phone photo one folder down."""
+    side = tmp_path / "iphone" / "training_data"
+    for folder in ("iphone", "canon"):
+        (side / folder).mkdir(parents=True)
+        (side / folder / "0.jpg").write_bytes(b"\xff\xd8")
+    (side / "iphone" / "loop").symlink_to("..")
+    (side / "iphone" / "same").symlink_to(".")
+    (side / "iphone" / "batch2").mkdir()
+    (side / "iphone" / "batch2" / "7.jpg").write_bytes(b"\xff\xd8")
+    found = [(e.rel, e.kind) for e in listing.walk(str(tmp_path), "iphone/training_data/iphone", recursive)]
+    deeper = listing.IMAGE if recursive else listing.SUBFOLDER
+    assert sorted(found) == sorted([
+        ("iphone/training_data/iphone/0.jpg", listing.IMAGE),
+        ("iphone/training_data/iphone/batch2/7.jpg", deeper),
+        ("iphone/training_data/iphone/loop", listing.LINK_LOOP),
+        ("iphone/training_data/iphone/same", listing.LINK_LOOP)])
