@@ -6,6 +6,7 @@ the network, so compiling a pipeline for a gs:// root writes nothing there.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -16,6 +17,7 @@ from phone2dslr.config import ConfigError, PipelineConfig
 # TensorFlow cannot open) to local mounts; Vertex AI Pipelines needs Cloud Storage.
 ROOT_SCHEMES = {"kfp": ("gs://", "s3://"), "vertex": ("gs://",)}
 PACKAGE_SUFFIX = {"kfp": ".yaml", "vertex": ".json"}  # bare pipeline spec | Vertex PipelineJob
+NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label, as Kubernetes checks
 
 
 def profile_overrides(profile_path: str) -> list[str]:
@@ -63,6 +65,9 @@ def check(config: PipelineConfig) -> None:
         raise ConfigError("train.strategy multi_worker needs TF_CONFIG from several workers, and a "
                           "Kubeflow Pipelines step is one pod: use mirrored with kubeflow.gpu_count > 1, "
                           "or target vertex (the Trainer then runs as a Vertex AI training job)")
+    if k.namespace and not NAMESPACE.fullmatch(k.namespace):
+        raise ConfigError(f"kubeflow.namespace {k.namespace!r}: a Kubernetes namespace is lower-case "
+                          "letters, digits and '-', at most 63 characters (your Kubeflow profile's name)")
     if target == "vertex" and not k.project:
         raise ConfigError("kubeflow.project: target vertex needs the GCP project")
     if strategy == "multi_worker" and k.workers < 2:

@@ -101,10 +101,25 @@ def _import_dped(args: argparse.Namespace) -> int:
 
 
 def _kubeflow(args: argparse.Namespace) -> int:
-    """Compile for Kubeflow Pipelines / Vertex AI; submit when an endpoint (or --submit) is given."""
-    from phone2dslr.kubeflow import runner, submit
+    """Compile for Kubeflow Pipelines / Vertex AI; submit when an endpoint (or --submit) is given.
 
-    cfg = runner.load_config(args.config, args.profile, args.set)
+    Exit 2 with one line for what the user can fix (config, credential, and on KFP an unreachable
+    host, a refused credential, a missing namespace, a rejected package); 1 for any other failure.
+    """
+    from phone2dslr.kubeflow import credentials, runner, submit
+
+    if args.token is not None or args.cookie is not None:  # the value is never echoed back
+        print("error: secrets are not taken on the command line (shell history, ps): put the token in a "
+              f"file for --token-file / --cookie-file, or in ${credentials.TOKEN_ENV} / "
+              f"${credentials.COOKIE_ENV}", file=sys.stderr)
+        return 2
+    overrides = args.set + ([f"kubeflow.namespace={args.namespace}"] if args.namespace is not None else [])
+    cfg = runner.load_config(args.config, args.profile, overrides)
+    credential = None
+    if (args.endpoint or args.submit) and cfg.kubeflow.target == "kfp":
+        # Before the compile: a missing token file or a host without scheme costs no TFX compile.
+        credential = credentials.resolve(args.token_file, args.cookie_file)
+        submit.resolve_host(args.endpoint)
     compiled = runner.compile_pipeline(cfg, args.out, until=args.until)
     kind = "Vertex AI PipelineJob" if compiled.target == "vertex" else "Kubeflow Pipelines v2 spec"
     print(f"wrote {compiled.package} ({kind}, {len(compiled.steps)} steps, image {cfg.kubeflow.image}, "
@@ -122,8 +137,12 @@ def _kubeflow(args: argparse.Namespace) -> int:
             print(f"submitted {job.resource_name}")
         else:
             run = submit.submit_kfp(compiled, cfg, args.endpoint, run_name=args.run_name,
-                                    experiment=args.experiment, enable_caching=caching)
-            print(f"submitted run {run.run_id} to {args.endpoint or 'the in-cluster Kubeflow Pipelines'}")
+                                    experiment=args.experiment, enable_caching=caching, credential=credential)
+            print(f"submitted run {run.run_id} to {run.host} (namespace {run.namespace or '-'}; "
+                  f"{run.credential})\n  {run.url}")
+    except (submit.SubmitError, submit.SubmitFailed) as e:  # already one line, the credential masked
+        print(f"submit failed (the package is written): {e}", file=sys.stderr)
+        return 2 if isinstance(e, submit.SubmitError) else 1
     except Exception as e:  # noqa: BLE001 - a cluster's many failure types become one line
         print(f"submit failed (the package is written): {one_line(e, prefer_ours=True, limit=2000)}",
               file=sys.stderr)
@@ -241,6 +260,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="submit after compiling (Vertex: kubeflow.project/region; KFP: in-cluster host)")
     p.add_argument("--run-name", default=None, help="name of the submitted run")
     p.add_argument("--experiment", default=None, help="KFP experiment of the run (default: Default)")
+    p.add_argument("--namespace", default=None,
+                   help="KFP: your profile namespace on a multi-user Kubeflow (sets kubeflow.namespace)")
+    p.add_argument("--token-file", default=None, metavar="PATH",
+                   help="KFP: file holding a bearer token; else $KF_PIPELINES_SA_TOKEN_PATH (in a pod), "
+                        "$KFP_BEARER_TOKEN, $KFP_SESSION_COOKIE are tried, in this order")
+    p.add_argument("--cookie-file", default=None, metavar="PATH",
+                   help="KFP: file holding a gateway session cookie, name=value (authservice_session=... "
+                        "or oauth2_proxy_kubeflow=...)")
+    # Not offered: caught so that a secret typed as a value is refused without being echoed, and
+    # so that argparse's prefix matching cannot take `--token X` for `--token-file X`.
+    p.add_argument("--token", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cookie", default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-cache", action="store_true",
                    help="rerun every step (the cluster caches by parameters: new photos under the same "
                         "data.root are not noticed otherwise)")

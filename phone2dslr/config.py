@@ -60,6 +60,8 @@ class TrainConfig:
     augment: bool = True
     pretrain_d_steps: int = -1  # D-only steps first (recipes that have them); -1: the recipe's
     jit_compile: bool = False
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (Keras policy, trainer/precision.py)
+    input_cache: bool = False  # hold the training records in host memory after the first pass (trainer/data.py)
     backup_dir: str = ""  # checkpoints for resume; empty: <pipeline_root>/trainer_backup
     seed: int = 0
 
@@ -101,6 +103,7 @@ class KubeflowConfig:
     project: str = ""  # vertex: GCP project that runs the pipeline
     region: str = "us-central1"  # vertex: region
     service_account: str = ""  # runs as this account (Kubernetes on kfp, GCP on vertex); empty: default
+    namespace: str = ""  # kfp: profile namespace on a multi-user Kubeflow (credentials never go here)
     workers: int = 2  # vertex + train.strategy multi_worker: replicas of the Vertex training job
     machine_type: str = "n1-standard-8"  # vertex + multi_worker: machine of each replica
 
@@ -135,6 +138,7 @@ _CHOICES = {
     ("data", "pairing"): ("paired", "unpaired"),
     ("train", "model"): ("dped", "wespe"),
     ("train", "strategy"): ("default", "mirrored", "multi_worker"),
+    ("train", "precision"): ("float32", "mixed_bfloat16", "mixed_float16"),
     ("train", "content"): ("vgg19", "pixel"),
     ("train", "head"): ("", "tanh", "conv1x1"),
     ("kubeflow", "target"): ("kfp", "vertex"),

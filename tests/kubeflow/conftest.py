@@ -121,3 +121,24 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Build]:
 @pytest.fixture(params=sorted(PROFILES))
 def build(request: pytest.FixtureRequest, builds: dict[str, Build]) -> Build:
     return builds[request.param]
+
+
+# What kfp.Client and kubeflow/credentials.py read from the machine besides their arguments.
+KFP_ENV = ("KF_PIPELINES_SA_TOKEN_PATH", "KFP_BEARER_TOKEN", "KFP_SESSION_COOKIE", "KF_PIPELINES_ENDPOINT",
+           "KF_PIPELINES_UI_ENDPOINT", "KUBERNETES_SERVICE_HOST", "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME",
+           "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME")
+
+
+@pytest.fixture
+def no_cluster_around(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from this machine leaks into a submit: kfp's context file, pod files, credential variables."""
+    from kfp.client import client as kfp_client
+
+    from phone2dslr.kubeflow import credentials
+
+    for name in KFP_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(kfp_client.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    monkeypatch.setattr(kfp_client.Client, "_NAMESPACE_PATH", str(tmp_path / "no-pod-namespace"))
+    monkeypatch.setattr(credentials, "SA_TOKEN_DEFAULT", str(tmp_path / "no-sa-token"))
+    monkeypatch.setattr(credentials, "POD_NAMESPACE_FILE", str(tmp_path / "no-pod-namespace"))

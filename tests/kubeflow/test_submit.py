@@ -1,4 +1,7 @@
-"""Submitting: a stand-in kfp.Client (no cluster exists here) and Vertex's real PipelineJob minus the API call."""
+"""Submitting: the real kfp.Client to a local stand-in of the KFP API, and Vertex's real PipelineJob minus the API call.
+
+Multi-user submits (credentials, namespace, the one-line errors) are in test_multi_user_submit.py.
+"""
 from __future__ import annotations
 
 import functools
@@ -8,40 +11,40 @@ import kfp
 from phone2dslr.kubeflow import runner, submit
 from phone2dslr import cli
 from tests.kubeflow.conftest import OVERRIDES, PROFILES, REMOTE, REPO
+from tests.kubeflow.kfp_server import FakeKfp
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 
 
 class FakeKfpClient:
-    """Records what kfp.Client would send to a Kubeflow Pipelines API server."""
+    """Records that kfp.Client was constructed (a compile alone must not)."""
 
     instances: list["FakeKfpClient"] = []
 
     def __init__(self, host=None, **kwargs):
-        self.host, self.runs = host, []
         FakeKfpClient.instances.append(self)
 
-    def create_run_from_pipeline_package(self, pipeline_file, arguments=None, **kwargs):
-        self.runs.append({"pipeline_file": pipeline_file, "arguments": arguments, **kwargs})
-        return type("Run", (), {"run_id": "run-123"})()
 
-
-def test_cli_compiles_and_submits_to_the_endpoint(tmp_path, monkeypatch, capsys):
-    FakeKfpClient.instances.clear()
-    monkeypatch.setattr(kfp, "Client", FakeKfpClient)
+def test_cli_compiles_and_submits_to_the_endpoint(tmp_path, no_cluster_around, capsys):
+    """The compiled package, through the real kfp.Client, to a local stand-in of the KFP API."""
     package = tmp_path / "p.yaml"
-    argv = ["kubeflow", "--config", DEMO, "--profile", str(PROFILES["kfp"]), "--out", str(package),
-            "--endpoint", "http://kfp.example:8080", "--run-name", "nightly", "--no-cache"]
-    for item in OVERRIDES:
-        argv += ["--set", item]
-    assert cli.main(argv) == 0
-    (client,) = FakeKfpClient.instances
-    assert client.host == "http://kfp.example:8080"
-    (run,) = client.runs
-    assert run["pipeline_file"] == str(package) and package.exists()
-    assert run["pipeline_root"] == REMOTE[0]
-    assert run["run_name"] == "nightly" and run["arguments"] == {} and run["enable_caching"] is False
-    assert "submitted run run-123" in capsys.readouterr().out
+    with FakeKfp() as server:
+        argv = ["kubeflow", "--config", DEMO, "--profile", str(PROFILES["kfp"]), "--out", str(package),
+                "--endpoint", server.url, "--run-name", "nightly", "--no-cache"]
+        for item in OVERRIDES:
+            argv += ["--set", item]
+        assert cli.main(argv) == 0
+    (run,) = server.requests_to("POST", "/runs")
+    assert package.exists() and run.body["display_name"] == "nightly"
+    assert run.body["runtime_config"]["pipeline_root"] == REMOTE[0]
+    # With a platform spec (the Trainer's node selector) kfp sends both documents under pipeline_spec.
+    spec, platform = run.body["pipeline_spec"]["pipeline_spec"], run.body["pipeline_spec"]["platform_spec"]
+    assert spec["pipelineInfo"]["name"] == "phone2dslr-demo" and "kubernetes" in platform["platforms"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks and not any(t.get("cachingOptions", {}).get("enableCache") for t in tasks.values())  # --no-cache
+    out = capsys.readouterr().out
+    assert f"submitted run run-1 to {server.url} (namespace -; no credential was sent" in out
+    assert f"{server.url}/#/runs/details/run-1" in out
 
 
 def test_cli_without_endpoint_only_writes_and_explains(tmp_path, monkeypatch, capsys):
@@ -52,7 +55,7 @@ def test_cli_without_endpoint_only_writes_and_explains(tmp_path, monkeypatch, ca
     assert cli.main(argv + sum((["--set", o] for o in OVERRIDES), [])) == 0
     assert package.exists() and not FakeKfpClient.instances
     out = capsys.readouterr().out
-    assert "create_run_from_pipeline_package" in out and REMOTE[0] in out
+    assert "create_run_from_pipeline_package" in out and REMOTE[0] in out and "--token-file" in out
 
 
 def test_cli_reports_config_errors_in_one_line(capsys):
@@ -77,18 +80,3 @@ def test_vertex_submit_builds_the_real_pipeline_job(tmp_path, monkeypatch):
     assert resource.runtime_config.gcs_output_directory == REMOTE[0]
     assert resource.pipeline_spec["pipelineInfo"]["name"] == config.name
     assert job.project == "my-project" and job.location == "us-central1"
-
-
-def test_cli_unreachable_endpoint_is_one_line(tmp_path, monkeypatch, capsys):
-    class Unreachable(FakeKfpClient):
-        def create_run_from_pipeline_package(self, *args, **kwargs):
-            raise ConnectionError("HTTPConnectionPool(host='kfp.example', port=8080): Max retries exceeded")
-
-    monkeypatch.setattr(kfp, "Client", Unreachable)
-    package = tmp_path / "p.yaml"
-    argv = ["kubeflow", "--config", DEMO, "--profile", str(PROFILES["kfp"]), "--out", str(package),
-            "--endpoint", "http://kfp.example:8080"] + sum((["--set", o] for o in OVERRIDES), [])
-    assert cli.main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("submit failed (the package is written): ") and err.count("\n") == 1
-    assert package.exists()
