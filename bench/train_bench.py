@@ -1,13 +1,14 @@
-"""Training throughput of DPED and WESPE beside the FLOP floor, with and without XLA, in one run.
+"""Training throughput of DPED and WESPE beside the FLOP floor and the input pipeline, in one run.
 
     python bench/train_bench.py [--models dped wespe] [--contents pixel vgg19] [--batch 8]
-        [--patch 100] [--filters 64] [--steps 2] [--out results.json]
+        [--patch 100] [--filters 64] [--steps 2] [--variants float32 float32+xla mixed_bfloat16]
+        [--input-pairs 1024] [--out results.json]
 
 For each model (trainer.models.create_model, the real TrainConfig path) and content network it
-builds two copies from the same seed, one with TrainConfig.jit_compile False and one True, warms
-both up (the first call traces, and compiles with XLA), then times their Keras train functions
-(`model.make_train_function()`, what `fit` runs) alternately, step by step, so both see the same
-machine load. Batches are fixed synthetic photo-like patches held in memory (no input pipeline
+builds one copy per variant from the same seed (a variant is a train.precision, `+xla` adding
+TrainConfig.jit_compile), warms them up (the first call traces, and compiles with XLA), then
+times their Keras train functions (`model.make_train_function()`, what `fit` runs) alternately,
+step by step, so all see the same machine load. Batches are fixed synthetic photo-like patches held in memory (no input pipeline
 cost); augmentation is on, as in training. patches/s counts phone patches (a WESPE step also
 reads as many DSLR patches; a DPED step reads the pairs' DSLR halves).
 
@@ -24,8 +25,13 @@ reads as many DSLR patches; a DPED step reads the pairs' DSLR halves).
   --conv-batch), in GFLOP/s (best of 5), measured before and after each model's timing rounds;
   the table shows both, the floor uses the run's peak (the machine with the least contention).
 - floor: step GFLOP / peak conv rate, the step time if every FLOP ran at that convolution rate;
-  `% floor` = floor / measured step time. `xla x` = step time without XLA / with XLA (>1: XLA
-  faster), from the same alternating rounds.
+  `% floor` = floor / measured step time. `vs first` = the first variant's step time / this
+  variant's (>1: faster than the first, float32 by default), from the same alternating rounds.
+- mixed_bfloat16 on a CPU without bfloat16 units (most x86 before Sapphire Rapids) is emulated:
+  expect it slower than float32 here; it pays on GPUs (bench/gpu_check.py) and TPUs.
+- input pipeline: bench/input_rate.py's pairs/s of trainer.data.paired_dataset over JPEG patch
+  pairs of the same size (decoded as Transform decodes), measured once before the models; each
+  row's `input x` = input pairs/s / the step's patches/s (< 1: the input pipeline bounds training).
 Runtime with the defaults (8 variants; with XLA the first call compiles for 20-40 s): measured
 4.5 min on 2 lightly shared cores and 8.7 min under heavy sharing (both with --steps 3). Load moves every absolute number; the
 side-by-side XLA ratio much less (it held within 0.1 across runs here).
@@ -50,6 +56,8 @@ import tf_keras as keras  # noqa: E402
 
 from phone2dslr.config import TrainConfig  # noqa: E402
 from phone2dslr.trainer import dped, models  # noqa: E402
+
+import input_rate  # noqa: E402  (bench/, on sys.path as the script's folder)
 
 
 def photo_like(batch: int, size: int, seed: int) -> np.ndarray:
@@ -127,18 +135,27 @@ def vgg_weights_file(folder: str) -> str:
     return path
 
 
+def parse_variant(text: str) -> tuple[str, bool]:
+    """'float32', 'mixed_bfloat16+xla' ... -> (precision, jit_compile)."""
+    precision, _, xla = text.partition("+")
+    if xla not in ("", "xla"):
+        raise argparse.ArgumentTypeError(f"variant {text!r}: a precision, optionally followed by +xla")
+    return precision, bool(xla)
+
+
 def bench_model(model_name: str, content: str, args: argparse.Namespace, vgg_path: str) -> list[dict[str, Any]]:
-    """Time the XLA-off and XLA-on copies of one model alternately; one result row per copy."""
+    """Time one copy per variant of one model alternately; one result row per copy."""
     batch = {"phone": tf.constant(photo_like(args.batch, args.patch, 1)),
              "dslr": tf.constant(photo_like(args.batch, args.patch, 2))}
     spec = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in batch.items()}
     runs = {}
-    for jit in (False, True):
+    for variant in args.variants:
+        precision, jit = parse_variant(variant)
         # Pinned to the `demo` recipe (no-norm generator, one D step on the same batch), the model
         # the README's training table was measured on; the default recipe would change what is timed.
         cfg = TrainConfig(model=model_name, recipe="demo", content=content,
                           vgg_weights=vgg_path if content == "vgg19" else "",
-                          filters=args.filters, batch_size=args.batch, jit_compile=jit)
+                          filters=args.filters, batch_size=args.batch, jit_compile=jit, precision=precision)
         keras.utils.set_random_seed(0)
         model = models.create_model(cfg, patch_size=args.patch)
         model(batch["phone"][:1])
@@ -146,9 +163,9 @@ def bench_model(model_name: str, content: str, args: argparse.Namespace, vgg_pat
         iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
         t = time.perf_counter()
         float(train_fn(iterator)["g_loss"])  # trace (+ XLA compile) and first step
-        runs[jit] = {"model": model, "fn": train_fn, "it": iterator, "first_s": time.perf_counter() - t,
-                     "times": []}
-    gflop, by_type = step_gflop(runs[False]["model"].train_step, spec)
+        runs[variant] = {"model": model, "fn": train_fn, "it": iterator, "first_s": time.perf_counter() - t,
+                         "times": [], "precision": precision, "xla": jit}
+    gflop, by_type = step_gflop(runs[args.variants[0]]["model"].train_step, spec)
     rates = [conv_rate(args.conv_batch or args.batch, args.patch)]
     # Warm-up after the profiler and the conv benchmark: the first step after either was seen
     # to be slow (about 0.7 s extra on a 20 ms step).
@@ -156,26 +173,27 @@ def bench_model(model_name: str, content: str, args: argparse.Namespace, vgg_pat
         for r in runs.values():
             float(r["fn"](r["it"])["g_loss"])
     for _ in range(args.steps):
-        for jit in (False, True):
-            r = runs[jit]
+        for variant in args.variants:
+            r = runs[variant]
             t = time.perf_counter()
             float(r["fn"](r["it"])["g_loss"])
             r["times"].append(time.perf_counter() - t)
     rates.append(conv_rate(args.conv_batch or args.batch, args.patch))
     rows = []
-    for jit in (False, True):
-        step_s = statistics.median(runs[jit]["times"])
+    for variant in args.variants:
+        r = runs[variant]
+        step_s = statistics.median(r["times"])
         rows.append({
-            "model": model_name, "content": content, "xla": jit, "batch": args.batch, "patch": args.patch,
+            "model": model_name, "content": content, "variant": variant, "precision": r["precision"],
+            "xla": r["xla"], "batch": args.batch, "patch": args.patch,
             "filters": args.filters, "step_gflop": gflop, "step_ms": 1e3 * step_s,
-            "step_ms_all": [1e3 * s for s in runs[jit]["times"]], "first_call_s": runs[jit]["first_s"],
+            "step_ms_all": [1e3 * s for s in r["times"]], "first_call_s": r["first_s"],
             "patches_per_s": args.batch / step_s, "conv_gflops_adjacent": rates,
             "achieved_gflops": gflop / step_s,
             "step_gflop_by_op": {k: v for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]) if v >= 0.01},
         })
-    speedup = rows[0]["step_ms"] / rows[1]["step_ms"]
     for row in rows:
-        row["xla_speedup"] = speedup
+        row["vs_first"] = rows[0]["step_ms"] / row["step_ms"]
     return rows
 
 
@@ -190,16 +208,17 @@ def add_floor(rows: list[dict[str, Any]]) -> float:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'model':6} {'content':7} {'xla':4} {'GFLOP/step':>10} {'ms/step':>9} {'patch/s':>8} "
-              f"{'GFLOP/s':>8} {'conv GF/s':>11} {'floor p/s':>9} {'% floor':>7} {'xla x':>6} {'1st call s':>10}")
+    header = (f"{'model':6} {'content':7} {'variant':18} {'GFLOP/step':>10} {'ms/step':>9} {'patch/s':>8} "
+              f"{'GFLOP/s':>8} {'conv GF/s':>11} {'floor p/s':>9} {'% floor':>7} {'vs first':>8} "
+              f"{'input x':>7} {'1st call s':>10}")
     print(header)
     print("-" * len(header))
     for r in rows:
         adjacent = "-".join(f"{v:.0f}" for v in r["conv_gflops_adjacent"])
-        print(f"{r['model']:6} {r['content']:7} {'on' if r['xla'] else 'off':4} {r['step_gflop']:10.1f} "
+        print(f"{r['model']:6} {r['content']:7} {r['variant']:18} {r['step_gflop']:10.1f} "
               f"{r['step_ms']:9.0f} {r['patches_per_s']:8.2f} {r['achieved_gflops']:8.1f} {adjacent:>11} "
-              f"{r['floor_patches_per_s']:9.2f} {r['pct_of_floor']:7.1f} {r['xla_speedup']:6.2f} "
-              f"{r['first_call_s']:10.1f}")
+              f"{r['floor_patches_per_s']:9.2f} {r['pct_of_floor']:7.1f} {r['vs_first']:8.2f} "
+              f"{r.get('input_ratio', float('nan')):7.1f} {r['first_call_s']:10.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,8 +231,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps per variant, after warm-up")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first call")
     parser.add_argument("--conv-batch", type=int, default=0, help="batch of the conv microbenchmark (0: --batch)")
+    parser.add_argument("--variants", nargs="+", default=["float32", "float32+xla", "mixed_bfloat16"],
+                        help="train.precision per copy, +xla for jit_compile; timed side by side")
+    parser.add_argument("--input-pairs", type=int, default=1024,
+                        help="JPEG pairs written for the input-pipeline measurement (0: skip it)")
     parser.add_argument("--out", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
+    for variant in args.variants:
+        parse_variant(variant)
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs visible; batch {args.batch} of "
           f"{args.patch}x{args.patch} patches, {args.filters} generator filters, {args.steps} timed steps "
@@ -224,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"cross-check, DPED generator forward pass on one batch: counted {counted:.2f} GFLOP, "
           f"analytic Conv2D sum {analytic_conv_gflop(g, args.patch, args.patch, args.batch):.2f} GFLOP",
           flush=True)
+    input_pairs_per_s = float("nan")
+    if args.input_pairs:
+        input_pairs_per_s = input_rate.measure(args.input_pairs, args.patch, args.batch, batches=20)
+        print(f"input pipeline alone: {input_pairs_per_s:.0f} pairs/s (trainer.data.paired_dataset, "
+              f"{args.patch}x{args.patch} JPEG pairs, batch {args.batch})", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         vgg_path = vgg_weights_file(tmp) if "vgg19" in args.contents else ""
@@ -234,9 +264,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {model_name}/{content}: {time.perf_counter() - t:.0f} s", flush=True)
                 keras.backend.clear_session()
     peak = add_floor(rows)
+    for row in rows:
+        row["input_pairs_per_s"] = input_pairs_per_s
+        row["input_ratio"] = input_pairs_per_s / row["patches_per_s"]
     print(f"\nbatch {args.batch} of {args.patch}x{args.patch}, {args.filters} filters; conv rate: {peak:.0f} GFLOP/s "
           f"(peak of the measurements before/after each model, shown per row as 'conv GF/s'); "
-          f"floor = step GFLOP / peak conv rate; 'xla x' = ms/step without XLA / with XLA\n")
+          f"floor = step GFLOP / peak conv rate; 'vs first' = ms/step of {args.variants[0]} / this variant's; "
+          f"'input x' = input pipeline pairs/s / training patches/s (< 1: input-bound)\n")
     print_table(rows)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

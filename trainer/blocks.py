@@ -21,9 +21,18 @@ BLUR_SIGMA = 3.0
 NORMS = ("none", "batch", "instance")
 
 
+def batch_norm(name: str, **kwargs) -> keras.layers.BatchNormalization:
+    """keras BatchNormalization, synchronized across replicas when built under a strategy with
+    more than one (MirroredStrategy over several GPUs): each replica then normalises with the
+    statistics of the whole global batch, as the recipe's single-device batch would, instead of
+    its own shard's. One replica keeps the plain (fused) layer. kwargs go to the layer."""
+    synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return keras.layers.BatchNormalization(name=name, synchronized=synchronized, **kwargs)
+
+
 def _norm_layer(norm: str, name: str) -> keras.layers.Layer:
     if norm == "batch":
-        return keras.layers.BatchNormalization(name=name)
+        return batch_norm(name)
     if norm == "instance":
         from phone2dslr.trainer.instance_norm import InstanceNormalization
         return InstanceNormalization(name=name)

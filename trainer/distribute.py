@@ -16,11 +16,16 @@ class StrategyError(ValueError):
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """default: one device; mirrored: all local GPUs (CPU if none); multi_worker: from TF_CONFIG."""
+    """default: one device; mirrored: one replica per visible GPU (data parallel, gradients
+    all-reduced every step; the trainer scales the global batch by the replicas), or without GPUs
+    one per logical CPU device (one unless configured, which is how CI runs this code path);
+    multi_worker: from TF_CONFIG. Raises StrategyError."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()  # all visible GPUs (CUDA_VISIBLE_DEVICES picks)
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "multi_worker":
         tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
         if not tf_config.get("cluster", {}).get("worker"):

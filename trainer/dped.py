@@ -23,11 +23,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from phone2dslr.trainer import dped_losses as L
-from phone2dslr.trainer import recipes
+from phone2dslr.trainer import precision, recipes
 from phone2dslr.trainer.blocks import random_dihedral, rgb_to_gray
 from phone2dslr.trainer.dped_networks import (DEFAULT_PATCH_SIZE, HEADS, build_discriminator,  # noqa: F401
                                               build_generator, build_official_generator, generator_for)
-from phone2dslr.trainer.gan import EnhancementGAN, unpack_batch
+from phone2dslr.trainer.gan import EnhancementGAN, apply_loss, unpack_batch
 from phone2dslr.trainer.vgg import DPED_LAYER, content_model
 
 TERMS = ("content", "color", "texture", "tv")
@@ -71,7 +71,8 @@ class DPED(EnhancementGAN):
 
     def _d(self, images: tf.Tensor) -> tf.Tensor:
         """D's scores for [B, H, W, 3] images in [0, 1] (the source's image offset removed first)."""
-        return self.discriminator(rgb_to_gray(images - tf.constant(self.forms.image_offset)), training=True)
+        gray = rgb_to_gray(images - tf.constant(self.forms.image_offset))
+        return precision.as_float32(self.discriminator(gray, training=True))
 
     def _swaps(self, n: tf.Tensor) -> tf.Tensor:
         """[n] in {0, 1}: 1 = show D the DSLR image (train_model.py:163). Stateless, keyed by the
@@ -100,10 +101,10 @@ class DPED(EnhancementGAN):
         `<t>_loss`, weighted `w_<t>_loss`, `g_loss`, and for d_batch 'same' also `d_loss`,
         `d_accuracy` on the same D call}, enhanced images)."""
         w, f = self.loss_weighting, self.forms
-        enhanced = self.generator(phone, training=True)
-        target_features = tf.stop_gradient(self.content(dslr, training=False))
+        enhanced = precision.as_float32(self.generator(phone, training=True))
+        target_features = tf.stop_gradient(self._content(dslr))
         out = {
-            "content_loss": L.content_loss(self.content(enhanced, training=False), target_features),
+            "content_loss": L.content_loss(self._content(enhanced), target_features),
             "color_loss": L.color_loss(enhanced, dslr, self.kernel, f.color),
             "tv_loss": L.tv_loss(enhanced, f.tv),
         }
@@ -126,8 +127,12 @@ class DPED(EnhancementGAN):
         out["g_loss"] = tf.add_n([out[f"w_{t}_loss"] for t in TERMS])
         return out, enhanced
 
+    def _content(self, images: tf.Tensor) -> tf.Tensor:
+        """Content features (VGG relu5_4 or pixels), compared in float32 under every policy."""
+        return precision.as_float32(self.content(images, training=False))
+
     def _apply(self, optimizer, tape, loss, variables) -> None:
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        apply_loss(optimizer, tape, loss, variables)
 
     # --- steps --------------------------------------------------------------------------------
 
@@ -144,7 +149,7 @@ class DPED(EnhancementGAN):
             self._apply(self.d_optimizer, tape, d_total, d_vars)
         del tape
         if not same:  # after G's update, on a new batch (train_model.py:160-169)
-            enhanced_d = tf.stop_gradient(self.generator(phone_d, training=True))
+            enhanced_d = tf.stop_gradient(precision.as_float32(self.generator(phone_d, training=True)))
             with tf.GradientTape() as tape:
                 out["d_loss"], out["d_accuracy"] = self.discriminator_terms(dslr_d, enhanced_d)
                 d_total = out["d_loss"] * per_replica
@@ -215,12 +220,27 @@ class _PretrainingSwitch(keras.callbacks.Callback):
 
 def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:
     """Built and compiled DPED from a TrainConfig: the recipe (train.recipe, with the config's
-    overrides), content, filters, global_skip, augment, jit_compile, seed. Call inside
+    overrides), content, filters, global_skip, augment, jit_compile, precision, seed. Call inside
     strategy.scope() when distributing. patch_size: side of the square training patches
-    (DataConfig.patch_size); fixes D's dense size. Raises recipes.RecipeError, ValueError."""
+    (DataConfig.patch_size); fixes D's dense size. The networks are built under train.precision's
+    Keras policy (trainer/precision.py); the optimizers get loss scaling for mixed_float16.
+    Raises recipes.RecipeError, precision.PrecisionError, ValueError."""
     recipe, _ = recipes.resolve(train_cfg)
     options = recipe.options
-    model = DPED(
+    with precision.policy(train_cfg.precision):
+        model = _build(train_cfg, recipe, options, patch_size)
+    epsilon = options.get("adam_epsilon", 1e-7)
+
+    def adam() -> keras.optimizers.Optimizer:
+        inner = keras.optimizers.Adam(recipe.learning_rate, beta_1=recipe.adam_beta_1, epsilon=epsilon)
+        return precision.optimizer(inner, train_cfg.precision)
+
+    model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=train_cfg.jit_compile)
+    return model
+
+
+def _build(train_cfg, recipe: recipes.Recipe, options: dict, patch_size: int) -> DPED:
+    return DPED(
         generator=generator_for(options["generator"], train_cfg.filters, recipe.head,
                                 global_skip=train_cfg.global_skip),
         discriminator=build_discriminator(patch_size, options["discriminator"]),
@@ -233,10 +253,3 @@ def create_model(train_cfg, patch_size: int = DEFAULT_PATCH_SIZE) -> DPED:
         ema_decay=recipe.ema_decay,
         name="dped",
     )
-    epsilon = options.get("adam_epsilon", 1e-7)
-    model.compile(
-        g_optimizer=keras.optimizers.Adam(recipe.learning_rate, beta_1=recipe.adam_beta_1, epsilon=epsilon),
-        d_optimizer=keras.optimizers.Adam(recipe.learning_rate, beta_1=recipe.adam_beta_1, epsilon=epsilon),
-        jit_compile=train_cfg.jit_compile,
-    )
-    return model

@@ -25,7 +25,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from phone2dslr.trainer.blocks import residual_block
+from phone2dslr.trainer.blocks import batch_norm, residual_block
 from phone2dslr.trainer.instance_norm import InstanceNormalization
 
 HEADS = ("tanh", "conv1x1")
@@ -172,12 +172,12 @@ def build_discriminator(patch_size: int = DEFAULT_PATCH_SIZE, form: str = "paper
         if i == 1:  # no normalization after the first conv in either code base
             return keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
         if form == "rebalanced":  # BN -> lrelu (DPED.py:152-153), fixed in inference mode
-            x = keras.layers.BatchNormalization(epsilon=1e-3, name=f"norm{i}")(x, training=False)
+            x = batch_norm(f"norm{i}", epsilon=1e-3)(x, training=False)
             return keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)  # lrelu -> norm (models.py:111-115)
         if form == "official":
             return InstanceNormalization(name=f"norm{i}")(x)
-        return keras.layers.BatchNormalization(epsilon=1e-3, name=f"norm{i}")(x)
+        return batch_norm(f"norm{i}", epsilon=1e-3)(x)
 
     inputs = keras.Input((patch_size, patch_size, 1), name="gray")
     x = conv(inputs, 48, 11, 4, 1)

@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from phone2dslr.trainer.serving import export_generator
 from phone2dslr.config import DataConfig, TrainConfig, section_from_dict
-from phone2dslr.trainer import data, distribute, fitting, models, recipes
+from phone2dslr.trainer import data, distribute, fitting, models, precision, recipes
 
 
 HISTORY_FILE = "history.json"  # per-epoch Keras history beside final_metrics.json in model_run_dir
@@ -62,10 +62,11 @@ def train_and_export(
     print(f"[{train.model}] {recipes.describe(recipe, overrides)}", flush=True)
     global_batch = recipe.batch_size * n_replicas
     if train.model == "wespe":
-        train_ds = data.unpaired_dataset(train_files, raw_spec, transform, global_batch, seed=train.seed)
+        train_ds = data.unpaired_dataset(train_files, raw_spec, transform, global_batch, seed=train.seed,
+                                         cache=train.input_cache)
     else:  # batches_per_step 2: DPED's official code draws a second batch for its discriminator step
         train_ds = data.paired_dataset(train_files, raw_spec, transform, global_batch * recipe.batches_per_step,
-                                       shuffle=True, repeat=True, seed=train.seed)
+                                       shuffle=True, repeat=True, seed=train.seed, cache=train.input_cache)
     n_eval = data.count_pairs(eval_files, raw_spec)
     eval_batch = max(1, min(global_batch, n_eval))
     eval_ds = data.paired_dataset(eval_files, raw_spec, transform, eval_batch, shuffle=False, repeat=True)
@@ -90,7 +91,8 @@ def train_and_export(
         checkpoint_every=train.checkpoint_every, backup_dir=_backup_dir(train, data_cfg), log_dir=log_dir,
         image_batch=image_batch, log_images_every=train.log_images_every, keep_best=train.keep_best)
     export_dir = serving_model_dir if is_chief else tempfile.mkdtemp(prefix="worker_export_")
-    export_generator(model.exported_generator, export_dir, tft_layer, raw_spec)
+    # In float32 whatever train.precision was: serving, TFMA and the TFLite export see one network.
+    export_generator(precision.float32_model(model.exported_generator), export_dir, tft_layer, raw_spec)
     logged = history.history  # every epoch of the run, also those before a resume
     epoch = history.best_epoch  # the epoch whose weights were exported (the last one without keep_best)
     final = {k: float(v[epoch]) for k, v in logged.items()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from phone2dslr.trainer import metrics
+from phone2dslr.trainer import metrics, precision
 
 
 def unpack_batch(data) -> tuple[tf.Tensor, tf.Tensor]:
@@ -22,6 +22,11 @@ def unpack_batch(data) -> tuple[tf.Tensor, tf.Tensor]:
     if isinstance(data, (tuple, list)):
         data = data[0]
     return tf.cast(data["phone"], tf.float32), tf.cast(data["dslr"], tf.float32)
+
+
+def apply_loss(optimizer, tape: tf.GradientTape, loss: tf.Tensor, variables) -> None:
+    """One optimizer step on `loss` recorded by `tape` (with loss scaling under mixed_float16)."""
+    precision.apply_loss(optimizer, tape, loss, variables)
 
 
 class EnhancementGAN(keras.Model):
@@ -37,11 +42,11 @@ class EnhancementGAN(keras.Model):
         self.generator = generator
         self.ema_decay = float(ema_decay)
         # A copy of G's network that holds the averaged weights: an attribute, so checkpoints (the
-        # resumable backup, keep_best's in-memory best) carry it with everything else.
+        # resumable backup, keep_best's in-memory best) carry it with everything else. Always
+        # float32 (also under a mixed policy): it is only validated and exported, never trained.
         self.generator_ema = None
         if self.ema_decay > 0:
-            self.generator_ema = keras.models.clone_model(generator)
-            self.generator_ema.set_weights(generator.get_weights())  # BasicSR: model_ema(0) at start
+            self.generator_ema = precision.float32_clone(generator)  # BasicSR: model_ema(0) = G at start
             self.generator_ema.trainable = False
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.LOSS_NAMES}
         for name, metric in metrics.VALIDATION_METRICS.items():  # pooled PSNR is no Mean: each its class
@@ -54,7 +59,9 @@ class EnhancementGAN(keras.Model):
 
     @property
     def exported_generator(self) -> keras.Model:
-        """What validation scores and the Trainer exports: the averaged generator when ema_decay > 0."""
+        """What validation scores and the Trainer exports: the averaged generator when ema_decay > 0.
+        Under a mixed policy without averaging it computes in that policy (export it through
+        precision.float32_model); call `enhance` for float32 output either way."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     def update_generator_average(self) -> None:
@@ -67,6 +74,11 @@ class EnhancementGAN(keras.Model):
         for average, weight in zip(self.generator_ema.weights, self.generator.weights):
             keras.backend.moving_average_update(average, weight, self.ema_decay)
 
+    def enhance(self, phone: tf.Tensor) -> tf.Tensor:
+        """The exported generator's inference on [B, H, W, 3] float images in [0, 1]: float32
+        [B, H, W, 3], clipped to [0, 1]."""
+        return tf.clip_by_value(precision.as_float32(self.exported_generator(phone, training=False)), 0.0, 1.0)
+
     def call(self, inputs, training=False):
         if isinstance(inputs, dict):
             inputs = inputs["phone"]
@@ -74,7 +86,7 @@ class EnhancementGAN(keras.Model):
 
     def test_step(self, data):
         phone, dslr = unpack_batch(data)
-        enhanced = tf.clip_by_value(self.exported_generator(phone, training=False), 0.0, 1.0)
+        enhanced = self.enhance(phone)
         for name in metrics.VALIDATION_METRICS:
             self.trackers[name].update_state(dslr, enhanced)
             self.trackers[f"{name}_input"].update_state(dslr, phone)

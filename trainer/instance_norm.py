@@ -34,13 +34,17 @@ class InstanceNormalization(keras.layers.Layer):
     def build(self, input_shape: Any) -> None:
         channels = int(input_shape[-1])
         # Created shift first, then scale, as models.py:126-127 (the checkpoint import relies on it).
-        self.shift = self.add_weight(name="shift", shape=[channels], initializer="zeros")
-        self.scale = self.add_weight(name="scale", shape=[channels], initializer="ones")
+        # autocast=False: read in float32 under a mixed policy too, as the statistics below.
+        self.shift = self.add_weight(name="shift", shape=[channels], initializer="zeros", autocast=False)
+        self.scale = self.add_weight(name="scale", shape=[channels], initializer="ones", autocast=False)
         super().build(input_shape)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        return (x - mean) / tf.sqrt(var + self.epsilon) * self.scale + self.shift
+        # Statistics in float32 under a mixed policy: bfloat16's 8-bit mantissa would round a mean
+        # over H x W pixels (as Keras' own normalization layers do, trainer/precision.py).
+        x32 = tf.cast(x, tf.float32)
+        mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+        return tf.cast((x32 - mean) / tf.sqrt(var + self.epsilon) * self.scale + self.shift, x.dtype)
 
     def fixed_stats(self, mean: np.ndarray, var: np.ndarray) -> keras.layers.Layer:
         """This normalization with given statistics: a pointwise per-channel affine (export/tiling.py)."""

@@ -25,7 +25,7 @@ class ImageSummary(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self._every:
             return
-        enhanced = tf.clip_by_value(self.model.exported_generator(self._phone, training=False), 0.0, 1.0)
+        enhanced = self.model.enhance(self._phone)
         grid = tf.concat([self._phone, enhanced, self._dslr], axis=2)
         with self._writer.as_default():
             tf.summary.image("phone | enhanced | dslr", grid, step=epoch + 1, max_outputs=grid.shape[0])

@@ -25,10 +25,10 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from phone2dslr.trainer import recipes
+from phone2dslr.trainer import precision, recipes
 from phone2dslr.trainer.blocks import random_dihedral
 from phone2dslr.trainer.dped_networks import DEFAULT_PATCH_SIZE, generator_for
-from phone2dslr.trainer.gan import EnhancementGAN, unpack_batch
+from phone2dslr.trainer.gan import EnhancementGAN, apply_loss, unpack_batch
 from phone2dslr.trainer.vgg import DPED_LAYER, content_model
 from phone2dslr.trainer.wespe_losses import ADVERSARIAL, BLUR_KERNELS, CONTENT, TV, weighted_total
 from phone2dslr.trainer.wespe_networks import (build_dped_discriminator, build_patch_discriminator,  # noqa: F401
@@ -46,6 +46,7 @@ CHOICES = {
     "content_loss": tuple(CONTENT),
     "tv": tuple(TV),
     "identity": ("none", "mae"),
+    "precision": precision.PRECISIONS,
 }
 
 
@@ -92,6 +93,7 @@ class WESPEConfig:
     adam_epsilon: float = 1e-8
     augment: bool = False
     jit_compile: bool = False
+    precision: str = "float32"
 
     def __post_init__(self):
         for name, allowed in CHOICES.items():
@@ -130,7 +132,7 @@ class WESPEConfig:
                       "loss_weights": dict(recipe.loss_weights), "learning_rate": recipe.learning_rate,
                       "beta_1": recipe.adam_beta_1, "augment": recipe.augment and train_cfg.augment,
                       "ema_decay": recipe.ema_decay,
-                      "jit_compile": train_cfg.jit_compile})
+                      "jit_compile": train_cfg.jit_compile, "precision": train_cfg.precision})
 
 
 def loss_names(cfg: WESPEConfig) -> tuple[str, ...]:
@@ -166,17 +168,27 @@ class WESPE(EnhancementGAN):
     # --- losses (also used by the parity tests) ---------------------------------------------------
 
     def _features(self, images: tf.Tensor) -> tf.Tensor:
-        return self.content(images, training=False)
+        # Compared in float32 under every policy (trainer/precision.py), as all network outputs below.
+        return precision.as_float32(self.content(images, training=False))
 
     def _translate(self, a: tf.Tensor, b: tf.Tensor, training: bool) -> dict[str, tf.Tensor]:
-        images = {"fake_b": self.generator(a, training=training)}
-        images["rec_a"] = self.inverse(images["fake_b"], training=training)
+        def g(x):
+            return precision.as_float32(self.generator(x, training=training))
+
+        def f(x):
+            return precision.as_float32(self.inverse(x, training=training))
+
+        images = {"fake_b": g(a)}
+        images["rec_a"] = f(images["fake_b"])
         if self.spec.cycles == 2:
-            images["fake_a"] = self.inverse(b, training=training)
-            images["rec_b"] = self.generator(images["fake_a"], training=training)
+            images["fake_a"] = f(b)
+            images["rec_b"] = g(images["fake_a"])
         if self.spec.identity != "none":
-            images["idt_b"] = self.generator(b, training=training)
+            images["idt_b"] = g(b)
         return images
+
+    def _discriminate(self, disc: keras.Model, images: tf.Tensor, training: bool) -> tf.Tensor:
+        return precision.as_float32(disc(images, training=training))
 
     def _generator_terms(self, a, b, images, color_fake, texture_fake) -> dict[str, tf.Tensor]:
         content = CONTENT[self.spec.content_loss]
@@ -205,8 +217,9 @@ class WESPE(EnhancementGAN):
         [0, 1]. Returns float32 scalars: `<term>_loss` (raw), `<term>_weighted`, `g_loss` (their sum).
         """
         images = self._translate(a, b, training)
-        return self._generator_terms(a, b, images, self.color_discriminator(images["fake_b"], training=training),
-                                     self.texture_discriminator(images["fake_b"], training=training))
+        return self._generator_terms(a, b, images,
+                                     self._discriminate(self.color_discriminator, images["fake_b"], training),
+                                     self._discriminate(self.texture_discriminator, images["fake_b"], training))
 
     def joint_losses(self, a: tf.Tensor, b: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """Generator and discriminator terms from one forward pass (the 'joint' step).
@@ -217,8 +230,8 @@ class WESPE(EnhancementGAN):
         images = self._translate(a, b, training)
         n_real = tf.shape(b)[0]
         both = tf.concat([b, images["fake_b"]], 0)
-        color, texture = (self.color_discriminator(both, training=training),
-                          self.texture_discriminator(both, training=training))
+        color, texture = (self._discriminate(self.color_discriminator, both, training),
+                          self._discriminate(self.texture_discriminator, both, training))
         out = self._generator_terms(a, b, images, color[n_real:], texture[n_real:])
         out["d_color_loss"] = self._d_term(color[:n_real], True) + self._d_term(color[n_real:], False)
         out["d_texture_loss"] = self._d_term(texture[:n_real], True) + self._d_term(texture[n_real:], False)
@@ -235,8 +248,8 @@ class WESPE(EnhancementGAN):
     # --- training ---------------------------------------------------------------------------------
 
     def _step_generators(self, tape: tf.GradientTape, objective: tf.Tensor) -> None:
-        variables = self.generator.trainable_variables + self.inverse.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(objective, variables), variables))
+        apply_loss(self.g_optimizer, tape, objective,
+                   self.generator.trainable_variables + self.inverse.trainable_variables)
 
     def _joint_step(self, a, b, replicas: float) -> dict[str, tf.Tensor]:
         with tf.GradientTape(persistent=True) as tape:
@@ -246,23 +259,21 @@ class WESPE(EnhancementGAN):
         self._step_generators(tape, g_objective)
         for key, disc, opt in (("d_color_loss", self.color_discriminator, self.d_color_optimizer),
                                ("d_texture_loss", self.texture_discriminator, self.d_texture_optimizer)):
-            grads = tape.gradient(d_objectives[key], disc.trainable_variables)
-            opt.apply_gradients(zip(grads, disc.trainable_variables))
+            apply_loss(opt, tape, d_objectives[key], disc.trainable_variables)
         del tape
         return out
 
     def _real_then_fake_step(self, a, b, replicas: float) -> dict[str, tf.Tensor]:
-        fake_b = self.generator(a, training=False)  # G.predict (:366): inference-mode batch norm
+        fake_b = precision.as_float32(self.generator(a, training=False))  # G.predict (:366): inference-mode BN
         d_scale, out = self._scale("d", replicas), {}
         for key, disc, opt in (("d_color_loss", self.color_discriminator, self.d_color_optimizer),
                                ("d_texture_loss", self.texture_discriminator, self.d_texture_optimizer)):
             halves = []
             for images, real in ((b, True), (fake_b, False)):  # two train_on_batch calls (:370-377)
                 with tf.GradientTape() as tape:
-                    loss = self._d_term(disc(images, training=True), real)
+                    loss = self._d_term(self._discriminate(disc, images, True), real)
                     objective = loss * d_scale
-                grads = tape.gradient(objective, disc.trainable_variables)
-                opt.apply_gradients(zip(grads, disc.trainable_variables))
+                apply_loss(opt, tape, objective, disc.trainable_variables)
                 halves.append(loss)
             out[key] = 0.5 * (halves[0] + halves[1])  # what the source logs (:372, :378)
         with tf.GradientTape() as tape:
@@ -304,7 +315,24 @@ def raw_input_features(content: keras.Model) -> keras.Model:
 
 
 def build(cfg: WESPEConfig) -> WESPE:
-    """Built and compiled WESPE from its config. Call inside strategy.scope() when distributing."""
+    """Built and compiled WESPE from its config. Call inside strategy.scope() when distributing.
+
+    The networks are built under cfg.precision's Keras policy (trainer/precision.py); the
+    optimizers get loss scaling for mixed_float16.
+    """
+    with precision.policy(cfg.precision):
+        model = _build_networks(cfg)
+
+    def adam():
+        inner = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, epsilon=cfg.adam_epsilon)
+        return precision.optimizer(inner, cfg.precision)
+
+    model.compile(g_optimizer=adam(), d_color_optimizer=adam(), d_texture_optimizer=adam(),
+                  jit_compile=cfg.jit_compile)
+    return model
+
+
+def _build_networks(cfg: WESPEConfig) -> WESPE:
     if cfg.generator.startswith("dped-"):  # DPED's generators: 'paper' (batch norm) or 'plain'
         def make_generator(filters, name):
             return generator_for(cfg.generator[5:], filters, cfg.head, cfg.global_skip, name=name)
@@ -321,19 +349,12 @@ def build(cfg: WESPEConfig) -> WESPE:
     content = content_model(cfg.content, cfg.vgg_weights, cfg.content_layer)
     if cfg.content_input == "raw":
         content = raw_input_features(content)
-    model = WESPE(
+    return WESPE(
         generator=make_generator(cfg.g_filters, "generator"),
         inverse=make_generator(cfg.f_filters, "inverse_generator"),
         color_discriminator=make_discriminator("blur", "color_discriminator"),
         texture_discriminator=make_discriminator("gray", "texture_discriminator"),
         content=content, cfg=cfg, name="wespe")
-
-    def adam():
-        return keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, epsilon=cfg.adam_epsilon)
-
-    model.compile(g_optimizer=adam(), d_color_optimizer=adam(), d_texture_optimizer=adam(),
-                  jit_compile=cfg.jit_compile)
-    return model
 
 
 def create_model(train_cfg: Any, patch_size: int = DEFAULT_PATCH_SIZE) -> WESPE:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import tf_keras as keras
 
+from phone2dslr.trainer.blocks import batch_norm
 from phone2dslr.trainer.dped_networks import initializers
 from phone2dslr.trainer.wespe_losses import GRAY_WEIGHTS
 
@@ -30,15 +31,19 @@ def _init() -> keras.initializers.Initializer:
 
 
 def _preprocess(x, preprocess: str, blur_kernel: np.ndarray, name: str):
-    """Frozen input filter: 'blur' (per-channel, zero 'same' padding) -> 3 channels, 'gray' -> 1."""
+    """Frozen input filter: 'blur' (per-channel, zero 'same' padding) -> 3 channels, 'gray' -> 1.
+
+    Always float32: the filter is part of the loss's definition (the colour loss compares blurred
+    images), and a 21x21 depthwise blur in bfloat16 is both rounded and, on CPUs, very slow.
+    """
     if preprocess == "blur":
         layer = keras.layers.DepthwiseConv2D(blur_kernel.shape[0], padding="same", use_bias=False,
-                                             trainable=False, name=f"{name}_blur")
+                                             trainable=False, name=f"{name}_blur", dtype="float32")
         y = layer(x)
         layer.set_weights([np.tile(blur_kernel[:, :, None, None], (1, 1, 3, 1)).astype(np.float32)])
         return y
     if preprocess == "gray":
-        layer = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name=f"{name}_gray")
+        layer = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name=f"{name}_gray", dtype="float32")
         y = layer(x)
         layer.set_weights([np.asarray(GRAY_WEIGHTS, np.float32).reshape(1, 1, 3, 1)])
         return y
@@ -62,7 +67,7 @@ def build_dped_discriminator(preprocess: str, blur_kernel: np.ndarray, patch_siz
         x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", name=f"conv{i}", **init)(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
         if i > 1:
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = batch_norm(f"bn{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.LeakyReLU(0.2, name="lrelu_fc")(keras.layers.Dense(1024, name="fc", **init)(x))
     return keras.Model(inputs, keras.layers.Dense(1, name="logit", **init)(x), name=name)
@@ -79,7 +84,7 @@ def build_wespe_keras_discriminator(preprocess: str, blur_kernel: np.ndarray,
         x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", kernel_initializer=_init(),
                                 name=f"conv{i}")(x)
         if i > 1:
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = batch_norm(f"bn{i}")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"lrelu{i}")(x)
     scores = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=_init(), name="patch_scores")(x)
     return keras.Model(inputs, scores, name=name)
@@ -109,7 +114,7 @@ def build_wespe_keras_generator(filters: int = 64, head: str = "tanh", num_block
         y = x
         for j in (1, 2):
             y = conv(y, filters, 3, f"res{i}_conv{j}")
-            y = keras.layers.BatchNormalization(name=f"res{i}_bn{j}")(y)
+            y = batch_norm(f"res{i}_bn{j}")(y)
             y = keras.layers.LeakyReLU(0.2, name=f"res{i}_lrelu{j}")(y)
         x = keras.layers.Add(name=f"res{i}_add")([y, x])
     for j in (1, 2, 3):

@@ -1,7 +1,8 @@
 """Tiny real DPED training in a process of its own, for the multi-worker and kill-and-resume tests.
 
-    python -m tests.trainer.fit_script --out DIR --backup-dir DIR [--strategy default|multi_worker]
-        [--steps 6] [--checkpoint-every 2] [--sleep 0.0]
+    python -m tests.trainer.fit_script --out DIR --backup-dir DIR [--strategy default|mirrored|multi_worker]
+        [--steps 6] [--checkpoint-every 2] [--sleep 0.0] [--recipe NAME] [--per-replica-batch 2]
+        [--logical-cpus N] [--precision float32]
 
 Builds trainer.models.create_model(TrainConfig(model dped, content pixel, filters 4, batch 2,
 augment off)) for 16x16 patches inside the strategy's scope and trains it with trainer.fitting.fit
@@ -20,6 +21,8 @@ Writes to --out (per task, `<task>` = worker index, 0 without TF_CONFIG):
 --sleep adds a pause after every batch, so a test can kill the process between two backups;
 --pairs 2 (= the batch) makes every step see the same batch, so a resumed run can be compared step
 for step with the run it resumes (`g_state`, `d_state`, `weights` fingerprints in each line).
+--logical-cpus N splits the CPU into N logical devices before TensorFlow starts, so `mirrored`
+trains N replicas on one CPU; `strategy-<task>.json` records the replicas and devices.
 """
 from __future__ import annotations
 
@@ -103,17 +106,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=2)
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pairs", type=int, default=8, help="distinct pairs in the dataset (cycled)")
+    parser.add_argument("--recipe", default="", help="DPED recipe (default: the model's)")
+    parser.add_argument("--per-replica-batch", type=int, default=PER_REPLICA_BATCH)
+    parser.add_argument("--logical-cpus", type=int, default=0, help="split the CPU into N logical devices")
+    parser.add_argument("--precision", default="float32")
     args = parser.parse_args(argv)
+    if args.logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
 
     keras.utils.set_random_seed(0)  # same initial weights in every process
     strategy = distribute.make_strategy(args.strategy)
     task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {}).get("index", 0)
-    cfg = TrainConfig(model="dped", content="pixel", filters=4, batch_size=PER_REPLICA_BATCH,
-                      augment=False, train_steps=args.steps, checkpoint_every=args.checkpoint_every)
+    cfg = TrainConfig(model="dped", recipe=args.recipe, content="pixel", filters=4,
+                      batch_size=args.per_replica_batch, augment=False, train_steps=args.steps,
+                      checkpoint_every=args.checkpoint_every, precision=args.precision)
     with strategy.scope():
         model = models.create_model(cfg, patch_size=PATCH)
         model(tf.zeros([1, PATCH, PATCH, 3]))  # built, so BackupAndRestore restores into it
     os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, f"strategy-{task}.json"), "w", encoding="utf-8") as f:
+        default = strategy is tf.distribute.get_strategy()  # has no worker_devices
+        json.dump({"replicas": strategy.num_replicas_in_sync,
+                   "devices": [] if default else list(strategy.extended.worker_devices)}, f)
     fresh = not tf.io.gfile.glob(os.path.join(args.backup_dir, "*", "checkpoint"))
     if fresh:
         np.savez(os.path.join(args.out, f"initial-{task}.npz"), *model.generator.get_weights())
