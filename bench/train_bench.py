@@ -27,8 +27,8 @@ reads as many DSLR patches; a DPED step reads the pairs' DSLR halves).
 - floor: step GFLOP / peak conv rate, the step time if every FLOP ran at that convolution rate;
   `% floor` = floor / measured step time. `vs first` = the first variant's step time / this
   variant's (>1: faster than the first, float32 by default), from the same alternating rounds.
-- mixed_bfloat16 on a CPU without bfloat16 units (most x86 before Sapphire Rapids) is emulated:
-  expect it slower than float32 here; it pays on GPUs (bench/gpu_check.py) and TPUs.
+- mixed_bfloat16 pays on CPUs with bfloat16 units (AVX-512 BF16, AMX: 1.9-3.0x float32 on the
+  project's AMD EPYC); without them it is emulated and slower. GPUs: bench/gpu_check.py.
 - input pipeline: bench/input_rate.py's pairs/s of trainer.data.paired_dataset over JPEG patch
   pairs of the same size (decoded as Transform decodes), measured once before the models; each
   row's `input x` = input pairs/s / the step's patches/s (< 1: the input pipeline bounds training).
