@@ -109,3 +109,30 @@ def test_unpaired_streams_each_mix_photos_and_differ(photo_files):
     assert not all(np.array_equal(b["phone"].numpy(), b["dslr"].numpy()) for b in batches)
     again = list(data.unpaired_dataset(photo_files, SPEC, _identity, BATCH, seed=0, shuffle_buffer=BUFFER).take(50))
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for a, b in zip(batches, again) for k in ("phone", "dslr"))
+
+
+def test_input_cache_gives_the_same_batches_and_reads_no_files_after_the_first_pass(tmp_path):
+    """train.input_cache: the first pass is the uncached stream; later epochs come from memory."""
+    files = []
+    for photo in range(4):
+        path = str(tmp_path / f"photo-{photo}.gz")
+        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+            for patch in range(8):
+                w.write(_example(f"{photo}/{patch}".encode(), b"x"))
+        files.append(path)
+    epoch = 4 * 8 // 4  # batches of 4 in one pass over the 32 examples
+
+    def stream(cache: bool) -> tf.data.Dataset:
+        return data.paired_dataset(files, SPEC, _identity, 4, shuffle=True, repeat=True, seed=3,
+                                   shuffle_buffer=8, cache=cache)
+
+    plain, cached = iter(stream(False)), iter(stream(True))
+    for _ in range(epoch):  # the first pass: identical
+        np.testing.assert_array_equal(next(cached)["phone"].numpy(), next(plain)["phone"].numpy())
+    for path in files:  # gone: an uncached second epoch would fail to open them
+        tf.io.gfile.remove(path)
+    second = [next(cached)["phone"].numpy() for _ in range(epoch)]
+    assert sorted(s for b in second for s in b) == sorted(f"{p}/{i}".encode() for p in range(4) for i in range(8))
+    with pytest.raises(tf.errors.NotFoundError):
+        for _ in range(2 * epoch):
+            next(plain)
