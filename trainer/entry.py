@@ -61,6 +61,9 @@ def train_and_export(
     recipe, overrides = recipes.resolve(train)
     print(f"[{train.model}] {recipes.describe(recipe, overrides)}", flush=True)
     global_batch = recipe.batch_size * n_replicas
+    print(f"[{train.model}] {n_replicas} replica(s) ({train.strategy}), global batch {global_batch}, "
+          f"precision {train.precision}{', XLA' if train.jit_compile else ''}"
+          f"{', input cached in memory' if train.input_cache else ''}", flush=True)
     if train.model == "wespe":
         train_ds = data.unpaired_dataset(train_files, raw_spec, transform, global_batch, seed=train.seed,
                                          cache=train.input_cache)
