@@ -18,6 +18,20 @@ allocations, which tracemalloc does not. `base` is the RSS after imports and mod
 photo is processed, so peak - base is what the photo costs. PSNR is against keras-whole (both
 clipped to [0, 1], as the serving signature does); tiled float32 should be exact (> 100 dB).
 A few minutes on 2 cores.
+
+Instance-normalized generator (the official DPED network, export/official_dped.py, 64 filters,
+random weights and random normalization affines), each variant cold in its own process with one
+photo, as `phone2dslr enhance` runs it (no warm-up: `seconds` includes graph building / tracing,
+`process s` is the subprocess' whole wall time from start to exit):
+
+    authors-graph        the authors' generator re-stated as their TF1 graph (aiff22/DPED
+                         models.py:4-56 and :120-132, tf.compat.v1 placeholder, variables and
+                         Session), run on the whole photo: the reference for these rows
+    official-whole       our Keras model on the whole photo
+    official-streamed-f32 / -f16   export/streamed_norm.py via tiling.tiled_predict (bands of about
+                         tile x tile pixels; whole-image activations kept as float32 / float16)
+
+    python bench/fullres_bench.py --variants authors-graph,official-whole,official-streamed-f32,official-streamed-f16
 """
 from __future__ import annotations
 
@@ -29,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,6 +51,7 @@ import phone2dslr    # noqa: E402,F401  (Keras/TF environment first)
 import numpy as np  # noqa: E402
 
 VARIANTS = ("keras-whole", "keras-tiled", "tflite-f32-whole", "tflite-f32-tiled", "tflite-int8-tiled")
+OFFICIAL = ("authors-graph", "official-whole", "official-streamed-f32", "official-streamed-f16")
 
 
 def _rss_mib() -> float:
@@ -51,6 +67,91 @@ def photo(height: int, width: int) -> np.ndarray:
 
     image = Image.fromarray(data.coffee()).resize((width, height), Image.BICUBIC)
     return (np.asarray(image, np.float32) / 255.0)[np.newaxis]
+
+
+def prepare_official(work: str, seed: int) -> None:
+    """The official generator's weights (random, normalization shift ~ N(0, 0.3), scale ~ N(1, 0.3)
+    so the statistics matter) as official.npz: conv{i}/kernel, conv{i}/bias, norm{i}/shift, norm{i}/scale."""
+    import tf_keras as keras
+
+    from phone2dslr.export import official_dped
+
+    keras.utils.set_random_seed(seed)
+    model = official_dped.build_generator(64)
+    rng, arrays = np.random.default_rng(seed), {}
+    for i in range(1, official_dped.NUM_CONVS + 1):
+        arrays[f"conv{i}/kernel"], arrays[f"conv{i}/bias"] = model.get_layer(f"conv{i}").get_weights()
+    for i in official_dped.NORMALIZED:
+        arrays[f"norm{i}/shift"] = rng.normal(0, 0.3, 64).astype(np.float32)
+        arrays[f"norm{i}/scale"] = rng.normal(1, 0.3, 64).astype(np.float32)
+    np.savez(os.path.join(work, "official.npz"), **arrays)
+
+
+def authors_graph(weights: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """The authors' generator as they build it (aiff22/DPED models.py:4-56: tf.nn.conv2d 'SAME' +
+    bias, relu, four residual blocks, tanh * 0.58 + 0.5; instance norm models.py:120-132 with
+    tf.nn.moments over [1, 2] and (sigma_sq + 1e-3) ** .5), in a TF1 graph and Session."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [1, None, None, 3])
+
+        def conv(t, i):
+            w, b = tf.Variable(weights[f"conv{i}/kernel"]), tf.Variable(weights[f"conv{i}/bias"])
+            return tf.nn.conv2d(t, w, strides=[1, 1, 1, 1], padding="SAME") + b
+
+        def instance_norm(t, i):
+            mu, sigma_sq = tf.nn.moments(t, [1, 2], keepdims=True)
+            shift, scale = tf.Variable(weights[f"norm{i}/shift"]), tf.Variable(weights[f"norm{i}/scale"])
+            return scale * ((t - mu) / (sigma_sq + 1e-3) ** 0.5) + shift
+
+        c = skip = tf.nn.relu(conv(x, 1))
+        for k in range(4):
+            i = 2 + 2 * k
+            c = tf.nn.relu(instance_norm(conv(c, i), i))
+            c = skip = tf.nn.relu(instance_norm(conv(c, i + 1), i + 1)) + skip
+        c = tf.nn.relu(conv(tf.nn.relu(conv(c, 10)), 11))
+        enhanced = tf.nn.tanh(conv(c, 12)) * 0.58 + 0.5
+        session = v1.Session(graph=graph)
+        session.run(v1.global_variables_initializer())
+    return lambda image: session.run(enhanced, {x: image})
+
+
+def official_worker(variant: str, work: str, tile: int) -> dict:
+    """One official-generator variant, cold (no warm-up), on the photo; output saved for the PSNR."""
+    import tf_keras as keras  # noqa: F401
+
+    from phone2dslr.export import official_dped, tiling
+
+    x = np.load(os.path.join(work, "photo.npy"))
+    weights = dict(np.load(os.path.join(work, "official.npz")))
+    base = _rss_mib()
+    start = time.perf_counter()
+    if variant == "authors-graph":
+        y = authors_graph(weights)(x)
+    else:
+        model = official_dped.build_generator(64)
+        for layer in model.layers:
+            if layer.name.startswith("conv"):
+                layer.set_weights([weights[f"{layer.name}/kernel"], weights[f"{layer.name}/bias"]])
+            elif layer.name.startswith("norm"):
+                layer.set_weights([weights[f"{layer.name}/shift"], weights[f"{layer.name}/scale"]])
+        storage = np.float16 if variant.endswith("f16") else np.float32
+        y = tiling.tiled_predict(model, x, tile=tile if "streamed" in variant else 0, storage=storage)
+    seconds = time.perf_counter() - start
+    np.save(os.path.join(work, f"{variant}.npy"), np.clip(y, 0.0, 1.0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    bands = -(-x.shape[1] // _band(tile, x.shape[2])) if "streamed" in variant else 1
+    return {"variant": variant, "seconds": seconds, "peak_rss_mib": peak, "base_rss_mib": base,
+            "tiles": bands, "radius": None}
+
+
+def _band(tile: int, width: int) -> int:
+    from phone2dslr.export.streamed_norm import band_rows
+
+    return band_rows(tile, width)
 
 
 def prepare(work: str, x: np.ndarray, seed: int) -> None:
@@ -117,45 +218,73 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"any of {', '.join(VARIANTS + OFFICIAL)}")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.work, args.tile, args.threads)))
+        run = official_worker(args.worker, args.work, args.tile) if args.worker in OFFICIAL else \
+            worker(args.worker, args.work, args.tile, args.threads)
+        print(json.dumps(run))
         return 0
 
     height, width = (int(v) for v in args.size.lower().split("x"))
+    variants = args.variants.split(",")
     with tempfile.TemporaryDirectory(prefix="fullres_bench_") as work:
         start = time.perf_counter()
-        prepare(work, photo(height, width), args.seed)
+        x = photo(height, width)
+        if any(v in VARIANTS for v in variants):
+            prepare(work, x, args.seed)
+        else:
+            np.save(os.path.join(work, "photo.npy"), x)
+        if any(v in OFFICIAL for v in variants):
+            prepare_official(work, args.seed)
         print(f"prepared model and {height}x{width} photo in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         rows = []
-        for variant in args.variants.split(","):
+        for variant in variants:
             command = [sys.executable, os.path.abspath(__file__), "--worker", variant, "--work", work,
                        "--tile", str(args.tile), "--threads", str(args.threads)]
+            started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{variant} failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
                 continue
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            rows[-1]["process_s"] = time.perf_counter() - started
             print(f"{variant}: {rows[-1]['seconds']:.1f} s", file=sys.stderr)
-        reference = np.load(os.path.join(work, "keras-whole.npy")) if "keras-whole" in args.variants else None
         for row in rows:
+            name = "authors-graph" if row["variant"] in OFFICIAL else "keras-whole"
+            reference = os.path.join(work, f"{name}.npy")
             out = np.load(os.path.join(work, f"{row['variant']}.npy"))
-            row["psnr_vs_keras_whole"] = psnr(out, reference) if reference is not None else None
+            row["psnr_vs_reference"] = psnr(out, np.load(reference)) if os.path.exists(reference) else None
 
-    print(f"\n{height}x{width} photo, DPED generator (64 filters, random weights), tile {args.tile}, "
-          f"TFLite threads {args.threads}; memory = subprocess peak RSS (getrusage ru_maxrss), "
-          "base = RSS before the photo")
-    print(f"{'variant':<18} {'tiles':>5} {'seconds':>8} {'peak MiB':>9} {'base MiB':>9} {'photo MiB':>9} "
-          f"{'PSNR dB':>8}")
-    for r in rows:
-        p = r["psnr_vs_keras_whole"]
-        shown = "ref" if r["variant"] == "keras-whole" else ("inf" if p == float("inf") else f"{p:.1f}")
-        print(f"{r['variant']:<18} {r['tiles']:>5} {r['seconds']:>8.1f} {r['peak_rss_mib']:>9.0f} "
-              f"{r['base_rss_mib']:>9.0f} {r['peak_rss_mib'] - r['base_rss_mib']:>9.0f} {shown:>8}")
+    plain = [r for r in rows if r["variant"] in VARIANTS]
+    if plain:
+        print(f"\n{height}x{width} photo, DPED generator (64 filters, random weights), tile {args.tile}, "
+              f"TFLite threads {args.threads}; memory = subprocess peak RSS (getrusage ru_maxrss), "
+              "base = RSS before the photo")
+        print(f"{'variant':<18} {'tiles':>5} {'seconds':>8} {'peak MiB':>9} {'base MiB':>9} {'photo MiB':>9} "
+              f"{'PSNR dB':>8}")
+        for r in plain:
+            p = r["psnr_vs_reference"]
+            shown = "ref" if r["variant"] == "keras-whole" else ("inf" if p == float("inf") else f"{p:.1f}")
+            print(f"{r['variant']:<18} {r['tiles']:>5} {r['seconds']:>8.1f} {r['peak_rss_mib']:>9.0f} "
+                  f"{r['base_rss_mib']:>9.0f} {r['peak_rss_mib'] - r['base_rss_mib']:>9.0f} {shown:>8}")
+    official = [r for r in rows if r["variant"] in OFFICIAL]
+    if official:
+        ref = next((r for r in official if r["variant"] == "authors-graph"), None)
+        print(f"\n{height}x{width} photo, official DPED generator (instance norm, 64 filters, random weights), "
+              f"tile {args.tile}; cold processes, one photo each; x = ratio to authors-graph")
+        print(f"{'variant':<22} {'bands':>5} {'seconds':>8} {'process s':>9} {'x wall':>6} {'peak MiB':>9} "
+              f"{'x peak':>6} {'photo MiB':>9} {'PSNR dB':>8}")
+        for r in official:
+            p = r["psnr_vs_reference"]
+            shown = "ref" if r is ref else ("-" if p is None else "inf" if p == float("inf") else f"{p:.1f}")
+            wall = f"{r['process_s'] / ref['process_s']:.2f}" if ref else "-"
+            mem = f"{r['peak_rss_mib'] / ref['peak_rss_mib']:.2f}" if ref else "-"
+            print(f"{r['variant']:<22} {r['tiles']:>5} {r['seconds']:>8.1f} {r['process_s']:>9.1f} {wall:>6} "
+                  f"{r['peak_rss_mib']:>9.0f} {mem:>6} {r['peak_rss_mib'] - r['base_rss_mib']:>9.0f} {shown:>8}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"size": [height, width], "tile": args.tile, "threads": args.threads, "rows": rows}, f,

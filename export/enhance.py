@@ -2,30 +2,35 @@
 
 Models (`load_enhancer`): a `.tflite` file (LiteRT), a SavedModel folder (its `enhance_image`
 signature), or an official DPED TF1 checkpoint prefix (export/official_dped.py, run as Keras).
-Each is tiled exactly (export/tiling.py): the receptive field is read off the TFLite or SavedModel
-graph, or the Keras layer graph. Models that normalize over the image (the official DPED weights)
-are tiled exactly in passes when they can be run as Keras: the checkpoint, and a SavedModel that
-`import-dped` wrote (reloaded with its InstanceNormalization layer). A TFLite file of such a model
-cannot be cut at a layer and runs on the whole image (memory grows with the photo).
+Each is tiled exactly (export/tiles.py, export/tiling.py): the receptive field is read off the
+TFLite or SavedModel graph, or the Keras layer graph. Models that normalize over the image (the
+official DPED weights) are tiled exactly in passes when they can be run as Keras: the checkpoint,
+and a SavedModel that `import-dped` wrote. A TFLite file of such a model cannot be cut at a layer
+and runs on the whole image (memory grows with the photo).
+
+A `.tflite` file runs on LiteRT alone: that path imports no TensorFlow (a test checks it), so it
+also runs on the minimal runtime install (README). A `.tflite` whose input size is fixed ([1, T, T,
+3]: for the GPU delegate, NNAPI, mobile-challenge models) is tiled at exactly that size
+(`Enhancer.fixed`; --tile does not apply) with the overlap of its receptive field: from its graph,
+else its metadata (export/tflite_metadata.py), else `overlap` (--overlap), else DEFAULT_OVERLAP.
 
 Photos (`enhance_files`): JPEG or PNG, single files or the JPEG/PNG files of a folder (not
 recursive), read and written by export/photo_files.py: any size up to --max-pixels, held as 8- or
 16-bit samples and converted to float32 one tile at a time; the output keeps the input's name,
-format, bit depth, alpha and EXIF (upright, Orientation tag dropped), in sRGB (see that module for
-what happens to grey, ICC profiles and alpha). Each output is written to a temporary file in the
-output folder and renamed into place, so a full disk, a folder that turns read-only or an
-interrupt never leaves a partial photo under an output name. A file that cannot be read, decoded
-or written is reported in one line and skipped; the rest go on; `Summary` counts both.
+format, bit depth, alpha and EXIF (upright), in sRGB. Each output is written to a temporary file in
+the output folder and renamed into place, so no partial photo is ever left under an output name. A
+file that cannot be read, decoded or written is reported in one line and skipped; `Summary` counts.
 
-Arguments (export/enhance_checks.py: `check_inputs`, `check_out_dir`, `check_model_path`,
-`check_tile`): a mistake raises EnhanceError with one line that says what to pass instead, before
-any photo is touched. This module imports TensorFlow on first use of a model, so a mistake is
-reported in well under a second.
+Arguments (export/enhance_checks.py): a mistake raises EnhanceError with one line that says what to
+pass instead, before any photo is touched and before TensorFlow loads (only a SavedModel or a
+checkpoint loads it), so a mistake is reported in well under a second.
 """
 from __future__ import annotations
 
 import functools
 import os
+import struct
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -35,15 +40,15 @@ from numpy.typing import DTypeLike
 from tqdm import tqdm
 
 from phone2dslr.errors import one_line
+from phone2dslr.export import tiles
 from phone2dslr.export.enhance_checks import (  # noqa: F401  (re-exported: the CLI's names)
-    DEFAULT_TILE, PHOTO_SUFFIXES, EnhanceError, check_inputs, check_model_path, check_out_dir, check_tile)
+    DEFAULT_OVERLAP, DEFAULT_TILE, PHOTO_SUFFIXES, EnhanceError, check_inputs, check_model_path, check_out_dir,
+    check_tile)
 from phone2dslr.export.photo_files import (  # noqa: F401  (re-exported: the run report's names)
     DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, FORMATS, Photo, PhotoError, read_photo, write_photo)
 
 if TYPE_CHECKING:  # imported on first use instead: TensorFlow takes seconds to load
     import tf_keras as keras
-
-    from phone2dslr.export import tiling
 
 # A photo's reason in the summary: the message alone (the caller words the kind), bounded.
 _one_line = functools.partial(one_line, with_type=False, limit=300)
@@ -54,69 +59,78 @@ class Enhancer:
     """A loaded model: float32 [1, H, W, 3] in [0, 1] -> enhanced [1, H, W, 3] in [0, 1], tiled."""
 
     kind: str
-    fn: tiling.ImageFn
+    fn: tiles.ImageFn
     radius: int | None = None  # None: not tileable, run on the whole image
     keras_model: keras.Model | None = None  # set for checkpoints: tiled in passes
     note: str = ""
+    fixed: tuple[int, int] | None = None  # (rows, columns) of a model whose input size is fixed: its tile
 
     @property
     def min_tile(self) -> int | None:
         """The smallest tile side (pixels) that keeps any output: 2 * radius + 1, for the widest pass of a
-        model tiled in passes; None when the model runs on whole images (no tile is too small)."""
-        from phone2dslr.export import tiling
-
+        model tiled in passes; None when the model runs on whole images or at its fixed size."""
         if self.keras_model is not None:
+            from phone2dslr.export import tiling
+
             return 2 * max(tiling.pass_radii(self.keras_model)) + 1
-        return None if self.radius is None else 2 * self.radius + 1
+        return None if self.radius is None or self.fixed else 2 * self.radius + 1
 
     def tiles(self, height: int, width: int, tile: int) -> int:
         """How many tile runs one photo of this size takes."""
-        from phone2dslr.export import tiling
-
         if self.keras_model is not None:
+            from phone2dslr.export import tiling
+
             return tiling.tiled_predict_count(self.keras_model, height, width, tile)
         if self.radius is None:
             return 1
-        return tiling.tile_count(height, width, tile, self.radius)
+        if self.fixed:
+            return tiles.tile_count(height, width, self.fixed, self.radius, fixed=True)
+        return tiles.tile_count(height, width, tile, self.radius)
 
-    def __call__(self, image: np.ndarray, tile: int = DEFAULT_TILE, on_tile: tiling.OnTile = None,
+    def __call__(self, image: np.ndarray, tile: int = DEFAULT_TILE, on_tile: tiles.OnTile = None,
                  dtype: DTypeLike = np.float32) -> np.ndarray:
         """[H, W, 3] or [1, H, W, 3], float in [0, 1] or uint8/uint16 samples -> [1, H, W, 3] of `dtype`:
         float32 clipped to [0, 1] (default), or uint8/uint16 samples (clipped, rounded).
 
-        Samples are converted to float32 tile by tile (tiling.float_tile / to_samples), so memory is
+        Samples are converted to float32 tile by tile (tiles.float_tile / to_samples), so memory is
         the input and the output plus a few tiles; a whole-image run (tile 0, or a model that cannot
-        be tiled) needs float32 of the whole photo. Raises tiling.NotTileableError when `tile` is too
-        small for the model (see `min_tile`)."""
-        from phone2dslr.export import tiling
-
+        be tiled) needs float32 of the whole photo. A fixed-size model ignores `tile` (its tiles are
+        its input size). Raises tiles.NotTileableError when `tile` is too small for the model (see
+        `min_tile`) or the model's output is not the size of its input."""
         if self.keras_model is not None:
+            from phone2dslr.export import tiling
+
             out = tiling.tiled_predict(self.keras_model, image, tile=tile, on_tile=on_tile, dtype=dtype)
+        elif self.fixed:
+            out = tiles.tiled_apply(self.fn, image, tile=self.fixed, radius=self.radius or 0, on_tile=on_tile,
+                                    dtype=dtype, fixed=True)
         elif self.radius is None:
-            x = tiling.float_tile(np.asarray(image))
-            out = tiling.to_samples(self.fn(x[np.newaxis] if x.ndim == 3 else x), dtype)
+            x = tiles.float_tile(np.asarray(image))
+            out = tiles.to_samples(self.fn(x[np.newaxis] if x.ndim == 3 else x), dtype)
             if on_tile is not None:
                 on_tile()
         else:
-            out = tiling.tiled_apply(self.fn, image, tile=tile, radius=self.radius, on_tile=on_tile, dtype=dtype)
+            out = tiles.tiled_apply(self.fn, image, tile=tile, radius=self.radius, on_tile=on_tile, dtype=dtype)
         return np.clip(out, 0.0, 1.0) if np.issubdtype(out.dtype, np.floating) else out
 
 
-def load_enhancer(path: str, threads: int = 2) -> Enhancer:
+def load_enhancer(path: str, threads: int = 2, overlap: int | None = None) -> Enhancer:
     """A `.tflite` file, a SavedModel folder or an official DPED checkpoint prefix as an Enhancer.
 
+    `overlap` (pixels, a .tflite only): how much tiles overlap, 2 x the receptive-field radius, in
+    place of what the model's graph or metadata say (for models whose graph cannot be walked).
     Raises EnhanceError (one line) when `path` is not one of those (see `check_model_path`, which
-    names the model to pass when the path is one level off) or the model cannot be loaded.
+    names the model to pass when the path is one level off), the model cannot be loaded, `overlap`
+    is given for another kind of model, or a fixed-size model's input is too small for its overlap.
     """
-    from phone2dslr.export import official_dped, tflite_convert, tflite_runtime, tiling
-
     kind = check_model_path(path)
+    if overlap is not None and kind != "tflite":
+        raise EnhanceError(f"--overlap applies to .tflite models only; model {path} is a {kind.replace('_', ' ')}, "
+                           "whose receptive field is read off the model: leave --overlap out")
     if kind == "tflite":
-        try:
-            runner = tflite_runtime.TFLiteRunner(path, threads=threads)
-        except (ValueError, RuntimeError) as e:  # a damaged flatbuffer; TFLiteExportError: not an image model
-            raise EnhanceError(f"model {path} cannot be loaded: {_one_line(e)}") from None
-        return _with_radius(Enhancer("tflite", runner), lambda: tiling.tflite_radius(path))
+        return _load_tflite(path, threads, overlap)
+    from phone2dslr.export import official_dped, tflite_convert, tiling  # TensorFlow: only for these kinds
+
     if kind == "saved_model":
         try:
             enhancer = tflite_convert.SavedModelEnhancer(path)
@@ -150,15 +164,71 @@ def _keras_passes(path: str, fallback: Enhancer) -> Enhancer:
                     note=f"instance norm: exact tiles in {tiling.passes(model)} passes")
 
 
-def _with_radius(enhancer: Enhancer, radius: Callable[[], int]) -> Enhancer:
-    from phone2dslr.export import tiling
+def _load_tflite(path: str, threads: int, overlap: int | None) -> Enhancer:
+    """A .tflite file on LiteRT (no TensorFlow), with its radius from the graph, metadata or `overlap`."""
+    from phone2dslr.export import tflite_graph, tflite_metadata, tflite_runtime
 
+    try:
+        content = tflite_runtime.read_bytes(path)
+        runner = tflite_runtime.TFLiteRunner(content, threads=threads)
+    except (ValueError, RuntimeError) as e:  # a damaged flatbuffer; TFLiteExportError: not an image model
+        raise EnhanceError(f"model {path} cannot be loaded: {_one_line(e)}") from None
+    except OSError as e:
+        raise EnhanceError(f"cannot read model {path}: {e.strerror or _one_line(e)}") from None
+    enhancer = Enhancer("tflite", runner, fixed=runner.fixed_size)
+    if overlap is not None:
+        enhancer.radius, enhancer.note = -(-overlap // 2), f"tiles overlap {overlap} px (--overlap)"
+        return _check_fixed(enhancer, path)
+    try:
+        radius = tflite_graph.tflite_radius(content)
+    except tiles.NotTileableError as e:
+        why = str(e)
+    else:
+        enhancer.radius, enhancer.note = radius, f"receptive-field radius {radius} px"
+        return _check_fixed(enhancer, path)
+    try:
+        info = tflite_metadata.read_metadata(content)
+    except (ValueError, IndexError, TypeError, struct.error):  # a damaged metadata buffer says nothing usable
+        info = None
+    said = None if info is None else info.tiling.get("overlap")
+    if isinstance(said, int) and said >= 0:
+        enhancer.radius, enhancer.note = -(-said // 2), f"tiles overlap {said} px (the model's metadata)"
+    elif enhancer.fixed:  # a fixed-size model must be tiled: assume an overlap, and say so
+        enhancer.radius = DEFAULT_OVERLAP // 2
+        enhancer.note = (f"tiles overlap {DEFAULT_OVERLAP} px, assumed: no receptive field in its graph ({why}) "
+                         "or metadata; pass --overlap N to set it")
+    else:
+        enhancer.note = f"whole image per photo (not tileable: {why})"
+    return _check_fixed(enhancer, path)
+
+
+def _check_fixed(enhancer: Enhancer, path: str) -> Enhancer:
+    """A fixed-size model's note; EnhanceError when its input cannot hold the overlap."""
+    if not enhancer.fixed:
+        return enhancer
+    rows, cols = enhancer.fixed
+    overlap_px = 2 * (enhancer.radius or 0)
+    if min(rows, cols) <= overlap_px:
+        raise EnhanceError(f"model {path} takes a fixed {rows}x{cols} input, which tiles overlapping by "
+                           f"{overlap_px} px cannot use (no output would be kept); pass --overlap N below "
+                           f"{min(rows, cols)} to tile it approximately, or use a model with a larger input")
+    enhancer.note = f"fixed input {rows}x{cols}: tiles of that size; {enhancer.note}"
+    return enhancer
+
+
+def _with_radius(enhancer: Enhancer, radius: Callable[[], int]) -> Enhancer:
     try:
         enhancer.radius = radius()
         enhancer.note = f"receptive-field radius {enhancer.radius} px"
-    except tiling.NotTileableError as e:
+    except tiles.NotTileableError as e:
         enhancer.note = f"whole image per photo (not tileable: {e})"
     return enhancer
+
+
+def _model_errors() -> tuple[type[BaseException], ...]:
+    """What a model may raise on one photo; TensorFlow's op errors once it is loaded (not for a .tflite)."""
+    tf = sys.modules.get("tensorflow")
+    return (RuntimeError, MemoryError, tiles.NotTileableError) + ((tf.errors.OpError,) if tf is not None else ())
 
 
 @dataclass
@@ -218,11 +288,8 @@ def enhance_files(inputs: Iterable[str], enhancer: Enhancer, out_dir: str, tile:
     into `Summary.failed`, `report` gets one line naming it, and the next photo goes on. A photo
     written with a caveat (`Photo.notes`) gets one `note:` line per caveat.
     """
-    import tensorflow as tf  # loaded already with the model
-
-    from phone2dslr.export import tiling
-
     inputs = list(inputs)
+    model_errors = _model_errors()
     if not 1 <= quality <= 100:
         raise EnhanceError(f"JPEG quality must be 1..100, got {quality}")
     if max_pixels < 0:
@@ -256,7 +323,7 @@ def enhance_files(inputs: Iterable[str], enhancer: Enhancer, out_dir: str, tile:
             summary.failed.append((path, reason))
             if report is not None:
                 report(f"skipped {path}: {reason}")
-        except (tf.errors.OpError, RuntimeError, MemoryError, tiling.NotTileableError) as e:
+        except model_errors as e:
             reason = f"the model failed on it: {type(e).__name__}: {_one_line(e)}"
             summary.failed.append((path, reason))
             if report is not None:
@@ -280,4 +347,4 @@ def _output_path(path: str, out_dir: str, fmt: str, used: set[str]) -> str:
 
 __all__ = ["Enhancer", "EnhanceError", "Photo", "PhotoError", "Summary", "load_enhancer", "read_photo",
            "write_photo", "collect_photos", "enhance_files", "check_model_path", "check_inputs",
-           "check_out_dir", "check_tile", "DEFAULT_TILE", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS"]
+           "check_out_dir", "check_tile", "DEFAULT_TILE", "DEFAULT_OVERLAP", "DEFAULT_QUALITY", "DEFAULT_MAX_PIXELS"]

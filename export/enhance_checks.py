@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_TILE = 512  # tile side in pixels (enhance --tile's default)
+# Overlap (pixels) assumed for a fixed-size .tflite whose graph and metadata give no receptive field:
+# more than DPED's 36 (radius 18); a model that needs more must say so (metadata, --overlap).
+DEFAULT_OVERLAP = 64
 
 
 class EnhanceError(ValueError):

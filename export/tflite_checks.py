@@ -8,8 +8,15 @@ SavedModel it came from:
 - quality: per-image PSNR, pooled PSNR, SSIM and MS-SSIM of the variant's output vs the DSLR
   targets, with the trainer's metric code (trainer/metrics.py), so the numbers compare with
   training and evaluation; optionally gated like the Evaluator (it must beat the phone input);
-- resizing: the input must take two different sizes (phones shoot many resolutions);
-- latency: median milliseconds per image with LiteRT on this CPU at a stated size.
+- resizing: the input must take two different sizes (phones shoot many resolutions), except for
+  a fixed-size variant, which is run tiled at its size (as `enhance` and apps run it) and whose
+  parity is measured against the SavedModel on the same windows (export/tflite_tile_checks.py);
+- latency: median milliseconds per image with LiteRT on this CPU at a stated size (a fixed-size
+  variant: at its size).
+
+Recorded without gating: tiling (`tiled_vs_whole_psnr`, `tiles_exactly`: tiled vs whole-image
+output of the variant itself), the GPU delegate verdict (export/tflite_gpu.py), and whether the
+model metadata (export/tflite_metadata.py) was written into the file that ships.
 
 Nothing here knows about TFX; components/tflite_export wraps it.
 """
@@ -25,53 +32,21 @@ import numpy as np
 import tensorflow as tf
 
 from phone2dslr.errors import one_line
-from phone2dslr.export.tflite_convert import VARIANTS, SavedModelEnhancer, TFLiteExportError, convert
+from phone2dslr.export import tflite_metadata, tflite_tile_checks
+from phone2dslr.export.image_quality import QUALITY_KEYS, ms_ssim, psnr, quality, ssim  # noqa: F401  (re-exported)
+from phone2dslr.export.tflite_convert import (DEFAULT_FIXED_TILE, VARIANTS, SavedModelEnhancer, TFLiteExportError,
+                                              convert)
+from phone2dslr.export.tflite_gpu import gpu_verdict
+from phone2dslr.export.tflite_graph import tflite_radius
 from phone2dslr.export.tflite_runtime import (RESIZE_CHECK_SIZES, TFLiteRunner, check_resizable,
                                               measure_latency, read_bytes)
-from phone2dslr.trainer import metrics  # one definition: training, TFMA, export
+from phone2dslr.export.tiles import ImageFn, NotTileableError, tiled_apply
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE
 
 RESULTS_FILE = "tflite_results.json"
-QUALITY_KEYS = ("psnr", "psnr_pooled", "ssim", "ms_ssim")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean per-image PSNR (dB, max value 1.0) of [B, H, W, 3] images; +inf for identical images."""
-    return float(np.mean(metrics.psnr(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()))
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Mean SSIM (max value 1.0) of [B, H, W, 3] images; None below the 11x11 window."""
-    if min(a.shape[-3], a.shape[-2]) < metrics.SSIM_FILTER_SIZE:
-        return None
-    return float(np.mean(metrics.ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()))
-
-
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Mean MS-SSIM (scales as trainer/metrics.py) of [B, H, W, 3] images; None below 11 px."""
-    if metrics.ms_ssim_scales(a.shape[-3], a.shape[-2]) == 0:
-        return None
-    return float(np.mean(metrics.ms_ssim(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()))
-
-
-def quality(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> dict[str, float | None]:
-    """Quality of images against their DSLR targets, each pair [1, H, W, 3] in [0, 1] (sizes may differ).
-
-    psnr, ssim, ms_ssim: means over the images (SSIM / MS-SSIM over those of at least 11 px;
-    None when there are none); psnr_pooled: PSNR of the MSE pooled over every value of every
-    image, so larger images weigh more. All None without images.
-    """
-    if not outputs:
-        return {key: None for key in QUALITY_KEYS}
-    pooled = metrics.PooledPSNR()
-    for output, target in zip(outputs, targets, strict=True):
-        pooled.update_state(target, output)
-    ssims = [s for s in (ssim(o, t) for o, t in zip(outputs, targets)) if s is not None]
-    ms_ssims = [s for s in (ms_ssim(o, t) for o, t in zip(outputs, targets)) if s is not None]
-    return {"psnr": float(np.mean([psnr(o, t) for o, t in zip(outputs, targets)])),
-            "psnr_pooled": float(pooled.result().numpy()),
-            "ssim": float(np.mean(ssims)) if ssims else None,
-            "ms_ssim": float(np.mean(ms_ssims)) if ms_ssims else None}
+# Metadata fields of every shipped file unless the config says otherwise (export.author, export.license).
+METADATA_DEFAULTS = {"name": "phone2dslr photo enhancer", "version": "unversioned", "author": "phone2dslr",
+                     "license": "unspecified"}
 
 
 @dataclass
@@ -102,39 +77,81 @@ class VariantResult:
     input_size: list[int] | None = None  # [H, W] of the latency measurement
     input_shape_signature: list[int] | None = None
     resize_checked: list[list[int]] = field(default_factory=list)
+    fixed_size: list[int] | None = None  # [H, W] of a fixed-size input, tiled at that size
+    receptive_field_radius: int | None = None  # None: not tileable (the graph says why, see tiling_note)
+    tiled_vs_whole_psnr: float | None = None  # worst image, tiled vs the variant's whole-image run; +inf: equal
+    tiling_check_tile: list[int] | None = None  # [H, W] of the tiles of that measurement
+    tiles_exactly: bool | None = None  # tiled_vs_whole_psnr >= tflite_tile_checks.EXACT_PSNR
+    tiling_note: str = ""
+    gpu_compatible: bool | None = None  # export/tflite_gpu.py: analyzer + project checks
+    gpu_issues: list[str] = field(default_factory=list)
+    gpu_analyzer: str | None = None
+    metadata: bool = False  # TFLite model metadata written into the file (export/tflite_metadata.py)
+    checked_images: int | None = None  # held-out images of parity and quality (fewer for a fixed-size model)
 
 
 def evaluate_variant(variant: str, model: str | bytes, enhancer_outputs: Sequence[np.ndarray],
                      images: Sequence[EvalImage], min_parity_psnr: float,
                      latency_size: tuple[int, int] = (100, 100), threads: int = 2,
-                     latency_runs: int = 5) -> VariantResult:
-    """Resizing, parity, quality and latency of one TFLite model; `passed` only if all hold.
+                     latency_runs: int = 5, reference: ImageFn | None = None) -> VariantResult:
+    """Resizing, parity, quality and latency of one TFLite model; `passed` only if all hold. Tiling
+    and the GPU verdict are recorded too, not gated.
 
     `enhancer_outputs[i]` is the SavedModel's output for `images[i].phone` (computed once and
     shared by all variants). Parity is the worst image, because the bound is a promise for every
-    photo, not for an average one.
+    photo, not for an average one. A fixed-size model is run tiled at its size; with `reference`
+    (the SavedModel as a function) its parity is against the SavedModel on the same windows, else
+    against `enhancer_outputs` (then it includes the mirrored padding of patches below its size).
     """
     content = model if isinstance(model, (bytes, bytearray)) else read_bytes(model)
     result = VariantResult(variant=variant, size_bytes=len(content), min_parity_psnr=float(min_parity_psnr))
-    try:
-        check_resizable(content, threads=threads)
-    except TFLiteExportError as e:
-        result.reason = f"not resizable: {e}"
-        return result
-    result.resize_checked = [list(s) for s in RESIZE_CHECK_SIZES]
     runner = TFLiteRunner(content, threads=threads)
     result.input_shape_signature = [int(v) for v in runner.input_details["shape_signature"]]
+    for key, value in gpu_verdict(content, result.input_shape_signature).items():
+        setattr(result, key, value)
+    try:
+        radius: int | None = tflite_radius(content)
+    except NotTileableError as e:
+        radius, result.tiling_note = None, f"not tileable: {e}"
+    result.receptive_field_radius = radius
+    fixed = runner.fixed_size
+    run: ImageFn = runner
+    references = list(enhancer_outputs)
+    if fixed is None:
+        try:
+            check_resizable(content, threads=threads)
+        except TFLiteExportError as e:
+            result.reason = f"not resizable: {e}"
+            return result
+        result.resize_checked = [list(s) for s in RESIZE_CHECK_SIZES]
+    else:
+        result.fixed_size, latency_size = list(fixed), fixed
+        if radius is None or min(fixed) <= 2 * radius:
+            result.reason = (f"fixed input {fixed[0]}x{fixed[1]} cannot be tiled exactly: "
+                             f"{result.tiling_note or f'its overlap {2 * (radius or 0)} px leaves no output'}")
+            return result
+
+        def run(image: np.ndarray) -> np.ndarray:  # tiled at its size, as `enhance` and an app run it
+            return tiled_apply(runner, image, tile=fixed, radius=radius, fixed=True)
+
+        images = images[:tflite_tile_checks.FIXED_CHECK_IMAGES]
+        references = references[:len(images)]
+        if reference is not None:
+            references = tflite_tile_checks.fixed_references(reference, [i.phone for i in images], fixed, radius)
+    result.checked_images = len(images)
 
     max_abs, worst, finite = 0.0, math.inf, True
     outputs: list[np.ndarray] = []
     targets: list[np.ndarray] = []
-    for image, reference in zip(images, enhancer_outputs, strict=True):
-        out = runner(image.phone)
+    runs: list[np.ndarray] = []  # the variant's outputs: whole-image, or tiled at a fixed size
+    for image, ref in zip(images, references, strict=True):
+        out = run(image.phone)
         if not np.all(np.isfinite(out)):
             finite = False
             break
-        max_abs = max(max_abs, float(np.max(np.abs(out - reference))))
-        worst = min(worst, psnr(out, reference))
+        runs.append(out)
+        max_abs = max(max_abs, float(np.max(np.abs(out - ref))))
+        worst = min(worst, psnr(out, ref))
         if image.dslr is not None:
             outputs.append(out)
             targets.append(image.dslr)
@@ -145,6 +162,8 @@ def evaluate_variant(variant: str, model: str | bytes, enhancer_outputs: Sequenc
         result.parity_max_abs, result.parity_psnr = max_abs, worst
     for key, value in quality(outputs, targets).items():
         setattr(result, key, value)
+    if images and radius is not None:
+        _check_tiling(result, content, runner, [i.phone for i in images], runs, radius, fixed, threads)
     result.latency_ms = measure_latency(content, *latency_size, threads=threads, runs=latency_runs)
     result.input_size = list(latency_size)
 
@@ -157,6 +176,27 @@ def evaluate_variant(variant: str, model: str | bytes, enhancer_outputs: Sequenc
         result.passed = True
         result.reason = f"parity PSNR {worst:.2f} dB >= {min_parity_psnr:.2f} dB"
     return result
+
+
+def _check_tiling(result: VariantResult, content: bytes, runner: TFLiteRunner, phones: list[np.ndarray],
+                  runs: list[np.ndarray], radius: int, fixed: tuple[int, int] | None, threads: int) -> None:
+    """Tiled vs whole-image output of the variant itself. `runs`: its outputs of the parity check,
+    whole-image ones, or for a fixed-size model tiled ones (its whole-image outputs are then computed
+    at each image's own size: LiteRT resizes a fixed input on the CPU when asked to)."""
+    tiled = None
+    if fixed is not None:
+        try:
+            anywhere = TFLiteRunner(content, threads=threads, any_size=True)
+            tiled, runs = runs, [anywhere(p) for p in phones]
+        except (RuntimeError, ValueError) as e:
+            result.tiling_note = f"not measured: the fixed-size model does not run at other sizes ({one_line(e)})"
+            return
+    value, tile = tflite_tile_checks.tiled_vs_whole(runner, phones, runs, radius, fixed, tiled)
+    result.tiled_vs_whole_psnr, result.tiling_check_tile = value, tile
+    result.tiles_exactly = tflite_tile_checks.tiles_exactly(value)
+    result.tiling_note = (f"tiles of {tile[0]}x{tile[1]} overlapping by {2 * radius} px "
+                          + ("equal the whole-image output up to float rounding" if result.tiles_exactly else
+                             "differ from the whole-image output"))
 
 
 def export_variants(
@@ -172,8 +212,14 @@ def export_variants(
     extra: dict[str, Any] | None = None,
     min_psnr_gain: float | None = None,
     min_ssim_gain: float | None = None,
+    fixed_tile: int = DEFAULT_FIXED_TILE,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Convert, check and write every variant; returns what it writes to tflite_results.json.
+
+    Every converted file gets the TFLite model metadata before its checks (so what was checked is
+    what ships): `metadata` gives name, version, author and license (defaults: METADATA_DEFAULTS),
+    export/tflite_metadata.py the rest. `fixed_tile`: the input side of the fixed variant.
 
     The file that ships is what phones run, so it meets the Evaluator's absolute gate too: with
     `min_psnr_gain` / `min_ssim_gain` set, a variant whose (per-image mean) PSNR/SSIM against the
@@ -201,15 +247,20 @@ def export_variants(
 
     tf.io.gfile.makedirs(out_dir)
     results: dict[str, VariantResult] = {}
+    fields = {**METADATA_DEFAULTS, **{k: v for k, v in (metadata or {}).items() if v}}
     for variant in variants:
         try:
-            content = convert(saved_model_dir, variant, representative if variant == "int8" else None)
+            content = convert(saved_model_dir, variant, representative if variant == "int8" else None,
+                              fixed_tile=fixed_tile)
         except Exception as e:  # noqa: BLE001  (one variant's converter error must not stop the rest)
             results[variant] = VariantResult(variant=variant, min_parity_psnr=float(min_parity_psnr[variant]),
                                              reason=f"conversion failed: {one_line(e, error_line=True)}")
             continue
+        content, written = tflite_metadata.with_metadata(content, variant, fields)
         result = evaluate_variant(variant, content, references, images, float(min_parity_psnr[variant]),
-                                  latency_size=latency_size, threads=threads, latency_runs=latency_runs)
+                                  latency_size=latency_size, threads=threads, latency_runs=latency_runs,
+                                  reference=enhancer)
+        result.metadata = written
         if result.passed:
             _apply_quality_gate(result, reference_quality["phone_input"], min_psnr_gain, min_ssim_gain)
         name = f"{variant}.tflite" if result.passed else f"rejected/{variant}.tflite"
@@ -226,6 +277,10 @@ def export_variants(
         "paired_eval_images": len(paired),
         "eval_sizes": sorted({(int(i.phone.shape[1]), int(i.phone.shape[2])) for i in images}),
         "representative_samples": len(representative),
+        "fixed_tile": fixed_tile if "fixed" in variants else None,
+        "tiling_check": "tiled vs whole-image output of each variant itself, worst image (tiled_vs_whole_psnr); "
+                        f"tiles_exactly when >= {tflite_tile_checks.EXACT_PSNR} dB",
+        "gpu_check": "tf.lite.experimental.Analyzer (gpu_compatibility=True) + Flex ops and dynamic input shape",
         "reference": reference_quality,
         "variants": {v: asdict(r) for v, r in results.items()},
         "shipped": [v for v, r in results.items() if r.passed],
@@ -287,6 +342,6 @@ def _write_bytes(path: str, content: bytes) -> None:
 
 
 __all__ = [
-    "RESULTS_FILE", "QUALITY_KEYS", "EvalImage", "VariantResult", "evaluate_variant", "export_variants",
-    "write_results", "read_results", "json_safe", "quality", "psnr", "ssim", "ms_ssim",
+    "RESULTS_FILE", "QUALITY_KEYS", "METADATA_DEFAULTS", "EvalImage", "VariantResult", "evaluate_variant",
+    "export_variants", "write_results", "read_results", "json_safe", "quality", "psnr", "ssim", "ms_ssim",
 ]

@@ -1,4 +1,4 @@
-"""TFLite conversion: the exported generator's `enhance_image` signature into four TFLite variants.
+"""TFLite conversion: the exported generator's `enhance_image` signature into five TFLite variants.
 
 The phone app needs a small, fast model, but every conversion step (float16 weights, int8
 quantization, the TFLite kernels themselves) can change what the model outputs. So each variant is
@@ -8,27 +8,30 @@ as the reference every variant is measured against (tflite_checks.py); tflite_ru
 converted files on LiteRT.
 
 Conversion uses `TFLiteConverter.from_saved_model` (from_concrete_functions over a closure lost the
-weights here). Nothing here knows about TFX; components/tflite_export wraps it.
+weights here); the fixed-size variant is converted from a temporary SavedModel whose signature
+wraps `enhance_image` at one input size. Nothing here knows about TFX; components/tflite_export
+wraps it.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
+import os
+import tempfile
+
 import numpy as np
 import tensorflow as tf
 
+# TFLiteExportError and INPUT_KEY live with the TensorFlow-free runtime; re-exported here.
+from phone2dslr.export.tflite_runtime import INPUT_KEY, TFLiteExportError  # noqa: F401
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
-INPUT_KEY = "image"  # the `enhance_image` signature's input name
-
-
-class TFLiteExportError(RuntimeError):
-    """A SavedModel or TFLite model that cannot be used as asked; the message says why."""
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8", "fixed")
+DEFAULT_FIXED_TILE = 512  # input side of the fixed variant (export.fixed_tile)
 
 
 def convert(saved_model_dir: str, variant: str,
-            representative_images: Iterable[np.ndarray] | None = None) -> bytes:
+            representative_images: Iterable[np.ndarray] | None = None, fixed_tile: int = DEFAULT_FIXED_TILE) -> bytes:
     """Convert the SavedModel's `enhance_image` signature into one TFLite variant (flatbuffer bytes).
 
     - float32: no optimization; the reference the others are compared with.
@@ -38,12 +41,21 @@ def convert(saved_model_dir: str, variant: str,
       [0, 1]). Input and output stay float32: the app contract is float [0, 1] for every variant,
       so the app code does not change with the variant; the converter adds one quantize op at the
       input and one dequantize op at the output, negligible next to the convolutions.
+    - fixed: float16 weights (as float16) at a fixed input [1, fixed_tile, fixed_tile, 3], what the
+      GPU delegate and NNAPI need; apps (and `enhance`) tile photos at that size.
 
-    Raises ValueError for an unknown variant, TFLiteExportError for int8 without (or with
-    misshaped) representative images, and whatever the converter raises for a model it rejects.
+    Raises ValueError for an unknown variant or a fixed_tile below 1, TFLiteExportError for int8
+    without (or with misshaped) representative images, and whatever the converter raises for a
+    model it rejects.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if variant == "fixed":
+        if fixed_tile < 1:
+            raise ValueError(f"fixed_tile must be a positive number of pixels, got {fixed_tile}")
+        with tempfile.TemporaryDirectory() as tmp:
+            return convert(_fixed_size_saved_model(saved_model_dir, fixed_tile, os.path.join(tmp, "fixed")),
+                           "float16")
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[IMAGE_SIGNATURE])
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -60,6 +72,28 @@ def convert(saved_model_dir: str, variant: str,
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # inference_input_type / inference_output_type stay float32 on purpose (see above).
     return converter.convert()
+
+
+def _fixed_size_saved_model(saved_model_dir: str, tile: int, out_dir: str) -> str:
+    """A SavedModel at `out_dir` whose `enhance_image` signature is the original at [1, tile, tile, 3].
+
+    The converter takes the input shape from the signature, so the fixed size is set there; the
+    module keeps the loaded model as an attribute so its variables are saved with it.
+    """
+    loaded = tf.saved_model.load(saved_model_dir)
+    if IMAGE_SIGNATURE not in loaded.signatures:
+        raise TFLiteExportError(f"SavedModel {saved_model_dir} has no {IMAGE_SIGNATURE!r} signature")
+    signature = loaded.signatures[IMAGE_SIGNATURE]
+    module = tf.Module()
+    module.model = loaded
+
+    @tf.function(input_signature=[tf.TensorSpec([1, tile, tile, 3], tf.float32, name=INPUT_KEY)])
+    def enhance_image(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_KEY: signature(**{INPUT_KEY: image})[OUTPUT_KEY]}
+
+    module.enhance_image = enhance_image
+    tf.saved_model.save(module, out_dir, signatures={IMAGE_SIGNATURE: enhance_image})
+    return out_dir
 
 
 class SavedModelEnhancer:
@@ -84,4 +118,4 @@ class SavedModelEnhancer:
         return self._fn(**{INPUT_KEY: tf.constant(x)})[OUTPUT_KEY].numpy()
 
 
-__all__ = ["VARIANTS", "INPUT_KEY", "TFLiteExportError", "convert", "SavedModelEnhancer"]
+__all__ = ["VARIANTS", "DEFAULT_FIXED_TILE", "INPUT_KEY", "TFLiteExportError", "convert", "SavedModelEnhancer"]

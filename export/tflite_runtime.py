@@ -3,6 +3,9 @@
 Inference uses LiteRT's Interpreter (ai_edge_litert; tf.lite.Interpreter is deprecated). Models
 come as a path or as the bytes `tflite_convert.convert` returns; images are float32 [1, H, W, 3]
 in [0, 1], the app contract, whatever the variant's kernels compute in.
+
+No TensorFlow here (it is imported only to read a remote path such as gs://): `phone2dslr enhance`
+with a .tflite file runs on the minimal runtime install (README, "Enhance on LiteRT alone").
 """
 from __future__ import annotations
 
@@ -11,12 +14,19 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from phone2dslr.console import native_log_threshold
-from phone2dslr.export.tflite_convert import INPUT_KEY, TFLiteExportError
-from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
+
+# The SavedModel's image signature and its keys (trainer/serving.py defines them; repeated here
+# because importing that module loads TensorFlow; a test keeps the two equal).
+IMAGE_SIGNATURE = "enhance_image"
+INPUT_KEY = "image"
+OUTPUT_KEY = "enhanced"
+
+
+class TFLiteExportError(RuntimeError):
+    """A SavedModel or TFLite model that cannot be used as asked; the message says why."""
 
 # Two different input sizes every variant must accept (multiples of 8, in case a generator
 # downsamples); small, so the check costs milliseconds.
@@ -31,23 +41,42 @@ class TFLiteRunner:
     model without one image input and one output (or an `enhance_image` signature).
     """
 
-    def __init__(self, model: str | bytes, threads: int = 2) -> None:
+    def __init__(self, model: str | bytes, threads: int = 2, any_size: bool = False) -> None:
+        """`any_size`: resize even a fixed-size input (LiteRT's strict=False; works on the CPU for a
+        fully convolutional graph): only to measure such a model against its own whole-image output."""
         content = model if isinstance(model, (bytes, bytearray)) else read_bytes(model)
         # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" (INFO) here: held to TF_CPP_MIN_LOG_LEVEL.
         with native_log_threshold():
             self.interpreter = Interpreter(model_content=bytes(content), num_threads=threads)
         self._input, self._output = _io_indices(self.interpreter)
         self._hw: tuple[int, int] | None = None
+        self._any_size = any_size
 
     @property
     def input_details(self) -> dict[str, Any]:
         return next(d for d in self.interpreter.get_input_details() if d["index"] == self._input)
 
+    @property
+    def output_details(self) -> dict[str, Any]:
+        return next(d for d in self.interpreter.get_output_details() if d["index"] == self._output)
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """(height, width) of a model whose input size is fixed (no -1 in the shape signature of its
+        [1, H, W, C] input: what the GPU delegate and NNAPI need); None when it takes any size."""
+        signature = [int(v) for v in self.input_details["shape_signature"]]
+        if len(signature) != 4 or -1 in signature[1:3]:
+            return None
+        return signature[1], signature[2]
+
     def resize(self, height: int, width: int) -> None:
-        """Resize the input to [1, height, width, 3] and allocate (no-op when already that size)."""
+        """Resize the input to [1, height, width, 3] and allocate (no-op when already that size).
+
+        Raises RuntimeError or ValueError (LiteRT's) for a size a fixed-size input does not have."""
         if self._hw == (height, width):
             return
-        self.interpreter.resize_tensor_input(self._input, [1, height, width, 3], strict=True)
+        if self.fixed_size != (height, width):  # a fixed input of its own size needs no resize
+            self.interpreter.resize_tensor_input(self._input, [1, height, width, 3], strict=not self._any_size)
         with native_log_threshold():  # the delegate is applied (and logged) at allocation
             self.interpreter.allocate_tensors()
         self._hw = (height, width)
@@ -68,9 +97,8 @@ class TFLiteRunner:
         self.interpreter.set_tensor(self._input, np.ascontiguousarray(x))
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self._output)
-        out = next(d for d in self.interpreter.get_output_details() if d["index"] == self._output)
         if y.dtype != np.float32:
-            scale, zero = out["quantization"]
+            scale, zero = self.output_details["quantization"]
             y = (y.astype(np.float32) - zero) * scale
         return y
 
@@ -122,8 +150,14 @@ def measure_latency(model: str | bytes, height: int, width: int, threads: int = 
 
 
 def read_bytes(path: str) -> bytes:
-    """The bytes of a local or remote (tf.io.gfile) file, e.g. a .tflite model."""
-    with tf.io.gfile.GFile(path, "rb") as f:
+    """The bytes of a local or remote file, e.g. a .tflite model. A remote path (gs://, s3://, ...)
+    is read with tf.io.gfile, which imports TensorFlow; a local one with plain Python."""
+    if "://" in path:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
         return f.read()
 
 
@@ -146,4 +180,5 @@ def _io_indices(interpreter: Interpreter) -> tuple[int, int]:
     return inputs[0]["index"], outputs[0]["index"]
 
 
-__all__ = ["RESIZE_CHECK_SIZES", "TFLiteRunner", "run_tflite", "check_resizable", "measure_latency", "read_bytes"]
+__all__ = ["RESIZE_CHECK_SIZES", "IMAGE_SIGNATURE", "INPUT_KEY", "OUTPUT_KEY", "TFLiteExportError", "TFLiteRunner",
+           "run_tflite", "check_resizable", "measure_latency", "read_bytes"]

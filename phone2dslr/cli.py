@@ -65,14 +65,15 @@ def _enhance(args: argparse.Namespace) -> int:
         enhance.check_inputs(args.inputs)
         enhance.check_out_dir(args.out, args.inputs)
         enhance.check_model_path(args.model)
-        enhancer = enhance.load_enhancer(args.model, threads=args.threads)
+        enhancer = enhance.load_enhancer(args.model, threads=args.threads, overlap=args.overlap)
         enhance.check_tile(enhancer, args.tile)
     except enhance.EnhanceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from tqdm import tqdm
 
-    print(f"model: {enhancer.kind} {args.model} ({enhancer.note}); tile {args.tile or 'off'}", file=sys.stderr)
+    tile = "its input size (--tile does not apply)" if enhancer.fixed else (args.tile or "off")
+    print(f"model: {enhancer.kind} {args.model} ({enhancer.note}); tile {tile}", file=sys.stderr)
     try:
         summary = enhance.enhance_files(args.inputs, enhancer, args.out, tile=args.tile, quality=args.quality,
                                         progress=not args.no_progress, max_pixels=args.max_pixels,
@@ -227,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", type=_count(1, 100, example=95), default=95,
                    help="JPEG quality of the outputs (1-100)")
     p.add_argument("--threads", type=_count(1, example=2), default=2, help="TFLite threads")
+    p.add_argument("--overlap", type=_count(0, example=64), default=None, metavar="PX",
+                   help=".tflite only: pixels the tiles overlap (2 x the receptive-field radius), for a model whose "
+                        "graph cannot be walked and whose metadata says nothing (e.g. a fixed-size mobile-challenge "
+                        "model: 64 is assumed); overrides what the model says")
     p.add_argument("--max-pixels", type=_count(0, example=250_000_000), default=250_000_000, metavar="N",
                    help="skip (in one line) photos of more than N pixels, width x height; tiled, a photo takes "
                         "about 8 bytes a pixel in 8-bit (12 in 16-bit); 0: no limit (default 250 million)")

@@ -78,14 +78,18 @@ class EvalConfig:
 
 @dataclass
 class ExportConfig:
-    """TFLite variants to build and how much drift against the SavedModel each may show."""
+    """TFLite variants to build, how much drift against the SavedModel each may show, and the model
+    metadata written into every shipped file (export/tflite_metadata.py)."""
 
-    variants: list[str] = field(default_factory=lambda: ["float32", "float16", "dynamic_int8", "int8"])
+    variants: list[str] = field(default_factory=lambda: ["float32", "float16", "dynamic_int8", "int8", "fixed"])
     min_parity_psnr: dict[str, float] = field(
-        default_factory=lambda: {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0}
+        default_factory=lambda: {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0, "fixed": 40.0}
     )
     representative_samples: int = 16  # int8 calibration patches drawn from the train split
     max_eval_images: int = 256  # held-out patches each variant is checked on (parity and quality)
+    fixed_tile: int = 512  # input side of the `fixed` variant ([1, T, T, 3], for the GPU delegate / NNAPI)
+    author: str = "phone2dslr"  # metadata: who made the model
+    license: str = ""  # metadata: the licence of the weights ("" is written as "unspecified")
 
 
 @dataclass

@@ -112,7 +112,7 @@ def create_components(
         examples=example_gen.outputs["examples"],
         variants=e.variants, min_parity_psnr=e.min_parity_psnr,
         representative_samples=e.representative_samples, eval_split=EVAL_SPLIT,
-        max_eval_images=e.max_eval_images,
+        max_eval_images=e.max_eval_images, fixed_tile=e.fixed_tile, author=e.author, license=e.license,
         min_psnr_gain=config.eval.min_psnr_gain, min_ssim_gain=config.eval.min_ssim_gain)
     pusher = ModelPusher(
         model=trainer.outputs["model"],

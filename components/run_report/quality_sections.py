@@ -13,7 +13,7 @@ from phone2dslr.components.run_report.page import (
     METRICS_NOTE, MS_SSIM, OVERALL, PSNR, PSNR_GAIN, PSNR_POOLED, QUALITY_METRICS, SSIM, SSIM_GAIN, Check, Gate, e,
     fmt, num, section, status, table, tag)
 
-VARIANT_ORDER = ("float32", "float16", "dynamic_int8", "int8")  # export/tflite_convert.py's order: reference first
+VARIANT_ORDER = ("float32", "float16", "dynamic_int8", "int8", "fixed")  # export/tflite_convert.py's: reference first
 
 
 def failure_reasons(gate: Gate) -> list[str]:
@@ -125,6 +125,24 @@ def _small(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.3g}"
 
 
+def _tiling(v: dict[str, Any]) -> str:
+    """Tiled vs whole-image PSNR of a variant and whether that is exact (tflite_tile_checks.py)."""
+    if v.get("tiled_vs_whole_psnr") is None:
+        return tag("span", e("n/a" + (f" ({v['tiling_note']})" if v.get("tiling_note") else "")), "muted")
+    exact = tag("span", "exact", "ok") if v.get("tiles_exactly") else tag("span", "not exact", "muted")
+    return num(PSNR, v["tiled_vs_whole_psnr"]) + " " + exact
+
+
+def _gpu(v: dict[str, Any]) -> str:
+    """The GPU delegate verdict of a variant (export/tflite_gpu.py) and its issues."""
+    if v.get("gpu_compatible") is True:
+        return tag("span", "compatible", "ok")
+    issues = v.get("gpu_issues") or []
+    if v.get("gpu_compatible") is False:
+        return tag("span", "issues", "bad") + " " + e("; ".join(issues))
+    return tag("span", e(f"unknown ({v.get('gpu_analyzer') or 'not checked'})"), "muted")
+
+
 def _vs_dslr(q: dict[str, Any]) -> list[str]:
     """Per-image PSNR, pooled PSNR, SSIM, MS-SSIM cells of one results-file entry."""
     return [num(PSNR, q.get(PSNR)), num(PSNR, q.get(PSNR_POOLED)), num(SSIM, q.get(SSIM)), num(SSIM, q.get(MS_SSIM))]
@@ -150,14 +168,16 @@ def tflite(results: dict[str, Any] | None, path: str) -> str:
         latency = "n/a" if v.get("latency_ms") is None else _ms(float(v["latency_ms"])) + (
             f" @ {size[0]}x{size[1]}" if size else "")
         verdict = (tag("span", "shipped", "ok") if v.get("passed") else tag("span", "failed", "bad"))
-        rows.append([e(name), tag("span", e(_size(v.get("size_bytes"))), "num"),
+        fixed = v.get("fixed_size")
+        label = e(name) + (tag("span", e(f" {fixed[0]}x{fixed[1]} input"), "muted") if fixed else "")
+        rows.append([label, tag("span", e(_size(v.get("size_bytes"))), "num"),
                      num(PSNR, v.get("parity_psnr")) + tag("span", e(f" (min {fmt(PSNR, v.get('min_parity_psnr'))})"),
                                                            "muted"),
                      tag("span", e(_small(v.get("parity_max_abs"))), "num"), *_vs_dslr(v), e(latency),
-                     verdict + " " + e(v.get("reason", ""))])
+                     _tiling(v), _gpu(v), verdict + " " + e(v.get("reason", ""))])
     if rows:
         parts.append(table(["Variant", "Size", "Parity PSNR vs SavedModel", "Max abs diff", *_VS_DSLR_HEADERS,
-                            "Latency (CPU)", "Result"], rows, "tflite"))
+                            "Latency (CPU)", "Tiled vs whole", "GPU delegate", "Result"], rows, "tflite"))
     reference = results.get("reference") or {}
     if reference:
         ref_rows = [[e(k.replace("_", " ")), *_vs_dslr(q)] for k, q in reference.items() if isinstance(q, dict)]

@@ -28,11 +28,14 @@ class TFLiteModels(artifact.Artifact):
     """TFLite variants of one model and the checks each passed or failed.
 
     * File structure:
-        - `{uri}/<variant>.tflite`: every variant that passed (float32, float16, dynamic_int8, int8)
+        - `{uri}/<variant>.tflite`: every variant that passed (float32, float16, dynamic_int8, int8,
+          fixed: float16 weights at a fixed [1, fixed_tile, fixed_tile, 3] input), each with TFLite
+          model metadata (export/tflite_metadata.py: I/O description and tiling contract)
         - `{uri}/rejected/<variant>.tflite`: converted but failed a check (kept for debugging)
         - `{uri}/tflite_results.json`: per variant size_bytes, parity_max_abs, parity_psnr, psnr,
-          psnr_pooled, ssim, ms_ssim, latency_ms, input_size, passed, reason; plus the quality of
-          the SavedModel and of the phone input on the same images
+          psnr_pooled, ssim, ms_ssim, latency_ms, input_size, passed, reason, tiled_vs_whole_psnr,
+          tiles_exactly, gpu_compatible, gpu_issues, metadata; plus the quality of the SavedModel
+          and of the phone input on the same images
     * Custom properties: shipped_variants (comma-separated), num_shipped, model_blessed (when a
       blessing was given), psnr / psnr_pooled / ssim / ms_ssim / latency_ms of the float32 variant.
 
@@ -60,6 +63,9 @@ class TFLiteExportSpec(types.ComponentSpec):
         "threads": ExecutionParameter(type=int),
         "min_psnr_gain": ExecutionParameter(type=str, optional=True),  # "" or a float: quality gate
         "min_ssim_gain": ExecutionParameter(type=str, optional=True),
+        "fixed_tile": ExecutionParameter(type=int, optional=True),
+        "author": ExecutionParameter(type=str, optional=True),
+        "license": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -99,9 +105,14 @@ class TFLiteExport(base_component.BaseComponent):
         threads: int = executor.DEFAULTS["threads"],
         min_psnr_gain: float | None = None,
         min_ssim_gain: float | None = None,
+        fixed_tile: int = executor.DEFAULTS["fixed_tile"],
+        author: str = "",
+        license: str = "",
     ) -> None:
         """Args mirror ExportConfig; `latency_size` is (height, width) of the latency input;
-        min_*_gain: the Evaluator's absolute gate, applied to each variant's own outputs."""
+        min_*_gain: the Evaluator's absolute gate, applied to each variant's own outputs;
+        fixed_tile: input side of the `fixed` variant; author / license: the metadata fields of
+        every shipped file ("": tflite_checks.METADATA_DEFAULTS)."""
         params: dict[str, Any] = {
             "variants": variants if isinstance(variants, str) else json.dumps(list(variants)),
             "min_parity_psnr": (min_parity_psnr if isinstance(min_parity_psnr, str)
@@ -118,6 +129,9 @@ class TFLiteExport(base_component.BaseComponent):
             "threads": int(threads),
             "min_psnr_gain": "" if min_psnr_gain is None else str(float(min_psnr_gain)),
             "min_ssim_gain": "" if min_ssim_gain is None else str(float(min_ssim_gain)),
+            "fixed_tile": int(fixed_tile),
+            "author": author,
+            "license": license,
         }
         executor.parse_parameters(params)  # fail at pipeline definition, not after training
         spec = TFLiteExportSpec(

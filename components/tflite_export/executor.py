@@ -22,7 +22,7 @@ from tfx.utils import path_utils
 
 from phone2dslr.components import split_images
 from phone2dslr.export import tflite_checks
-from phone2dslr.export.tflite_convert import VARIANTS, TFLiteExportError
+from phone2dslr.export.tflite_convert import DEFAULT_FIXED_TILE, VARIANTS, TFLiteExportError
 
 # Input / output keys and parameter names (component.py declares the same ones).
 MODEL_KEY = "model"
@@ -32,7 +32,7 @@ TFLITE_MODELS_KEY = "tflite_models"
 
 DEFAULTS: dict[str, Any] = {
     "variants": list(VARIANTS),
-    "min_parity_psnr": {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0},
+    "min_parity_psnr": {"float32": 45.0, "float16": 40.0, "dynamic_int8": 30.0, "int8": 28.0, "fixed": 40.0},
     "representative_samples": 16,
     "eval_split": "test",
     "representative_split": "train",
@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "threads": 2,
     "min_psnr_gain": "",  # "" = no quality gate; else a float, as the Evaluator's EvalConfig
     "min_ssim_gain": "",
+    "fixed_tile": DEFAULT_FIXED_TILE,  # input side of the `fixed` variant
+    "author": "",  # metadata of every shipped file; "" = tflite_checks.METADATA_DEFAULTS
+    "license": "",
 }
 
 
@@ -98,6 +101,9 @@ class Executor(base_executor.BaseExecutor):
             latency_runs=params["latency_runs"],
             min_psnr_gain=params["min_psnr_gain"],
             min_ssim_gain=params["min_ssim_gain"],
+            fixed_tile=params["fixed_tile"],
+            metadata={"version": f"model artifact {model.id}" if model.id else os.path.basename(model.uri),
+                      "author": params["author"], "license": params["license"]},
             extra={
                 "model_blessed": blessed,
                 "eval_split": params["eval_split"],
@@ -138,8 +144,12 @@ def parse_parameters(exec_properties: dict[str, Any]) -> dict[str, Any]:
     for key in ("min_psnr_gain", "min_ssim_gain"):
         params[key] = None if params[key] in ("", None) else float(params[key])
     for key in ("representative_samples", "max_eval_images", "max_eval_side", "latency_height",
-                "latency_width", "latency_runs", "threads"):
+                "latency_width", "latency_runs", "threads", "fixed_tile"):
         params[key] = int(params[key])
+    if params["fixed_tile"] < 1:
+        raise ValueError(f"TFLiteExport fixed_tile must be a positive number of pixels, got {params['fixed_tile']}")
+    for key in ("author", "license"):
+        params[key] = str(params[key] or "")
     return params
 
 

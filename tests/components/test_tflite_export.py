@@ -9,14 +9,15 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import standard_artifacts
 
+from phone2dslr.components.run_report import quality_sections
 from phone2dslr.components.tflite_export.component import TFLiteExport, TFLiteModels
 from phone2dslr.components.tflite_export.executor import Executor, parse_parameters
-from phone2dslr.export import tflite_checks, tflite_convert, tflite_runtime
+from phone2dslr.export import tflite_checks, tflite_convert, tflite_metadata, tflite_runtime
 from tests.export.test_tflite import dslr_like, save_generator, smooth_images, tiny_generator
 
 PARAMS = {
-    "variants": json.dumps(["float32", "float16", "int8"]),
-    "min_parity_psnr": json.dumps({"float32": 45.0, "float16": 200.0, "int8": 15.0}),
+    "variants": json.dumps(["float32", "float16", "int8", "fixed"]),
+    "min_parity_psnr": json.dumps({"float32": 45.0, "float16": 200.0, "int8": 15.0, "fixed": 40.0}),
     "representative_samples": 2,
     "eval_split": "test",
     "representative_split": "train",
@@ -26,6 +27,9 @@ PARAMS = {
     "latency_width": 16,
     "latency_runs": 1,
     "threads": 2,
+    "fixed_tile": 16,  # the tiny generator's radius is 3: 16 px tiles overlap by 6
+    "author": "the tests",
+    "license": "Apache-2.0",
 }
 
 
@@ -86,7 +90,7 @@ def test_blessed_model_ships_the_variants_that_pass(inputs, tmp_path):
     Executor().Do(dict(inputs, model_blessing=[_blessing(tmp_path, 1)]), {"tflite_models": [output]}, dict(PARAMS))
 
     results = tflite_checks.read_results(output.uri)
-    assert results["shipped"] == ["float32", "int8"]  # float16's bound of 200 dB cannot hold
+    assert results["shipped"] == ["float32", "int8", "fixed"]  # float16's bound of 200 dB cannot hold
     assert results["model_blessed"] is True
     assert results["eval_images"] == 2 and results["paired_eval_images"] == 1
     assert results["eval_sizes"] == [[24, 24]]  # 32x28 centre-cropped to max_eval_side
@@ -96,8 +100,8 @@ def test_blessed_model_ships_the_variants_that_pass(inputs, tmp_path):
     assert (tmp_path / "tflite" / "rejected" / "float16.tflite").exists()
     assert float(results["variants"]["float32"]["parity_psnr"]) > 45.0
 
-    assert output.get_string_custom_property("shipped_variants") == "float32,int8"
-    assert output.get_int_custom_property("num_shipped") == 2
+    assert output.get_string_custom_property("shipped_variants") == "float32,int8,fixed"
+    assert output.get_int_custom_property("num_shipped") == 3
     assert output.get_int_custom_property("model_blessed") == 1
     assert output.get_float_custom_property("psnr") == pytest.approx(results["variants"]["float32"]["psnr"])
     assert 0.0 < output.get_float_custom_property("ssim") <= 1.0
@@ -106,6 +110,33 @@ def test_blessed_model_ships_the_variants_that_pass(inputs, tmp_path):
 
     image = np.full([40, 30, 3], 0.5, np.float32)  # the shipped file runs at any size
     assert tflite_runtime.run_tflite(str(tmp_path / "tflite" / "float32.tflite"), image).shape == (1, 40, 30, 3)
+
+
+def test_every_shipped_file_has_metadata_a_gpu_verdict_and_a_tiling_measurement(inputs, tmp_path):
+    """Issue 12, items 4-6, through the executor: the fixed variant, metadata read back from the shipped
+    files, the GPU verdict and tiled-vs-whole PSNR in tflite_results.json and in the run report's table."""
+    output = _output(tmp_path)
+    Executor().Do(inputs, {"tflite_models": [output]}, dict(PARAMS, variants='["float32", "dynamic_int8", "fixed"]',
+                                                             min_parity_psnr='{"float32": 45, "dynamic_int8": 20, '
+                                                                             '"fixed": 40}'))
+    results = tflite_checks.read_results(output.uri)
+    assert results["shipped"] == ["float32", "dynamic_int8", "fixed"] and results["fixed_tile"] == 16
+    for variant in results["shipped"]:
+        entry = results["variants"][variant]
+        assert isinstance(entry["gpu_compatible"], bool) and entry["gpu_analyzer"] == "compatible"
+        assert entry["gpu_compatible"] == (variant == "fixed")  # the others take any size: "dynamic" issue
+        assert entry["tiled_vs_whole_psnr"] is not None and entry["metadata"] is True
+        info = tflite_metadata.read_metadata((tmp_path / "tflite" / entry["file"]).read_bytes())
+        assert (info.author, info.license, info.version) == ("the tests", "Apache-2.0", "model")  # uri's name
+        assert info.tiling["overlap"] == 6 and info.tiling["variant"] == variant
+    fixed = results["variants"]["fixed"]
+    assert fixed["fixed_size"] == [16, 16] and fixed["tiles_exactly"] is True
+    assert tflite_metadata.read_metadata((tmp_path / "tflite" / "fixed.tflite").read_bytes()).input.size == (16, 16)
+    assert results["variants"]["dynamic_int8"]["tiles_exactly"] is False
+
+    page = quality_sections.tflite(results, output.uri)
+    assert "Tiled vs whole" in page and "GPU delegate" in page and "16x16 input" in page
+    assert page.count(">compatible<") == 1 and page.count(">issues<") == 2 and "not exact" in page
 
 
 def test_unblessed_model_ships_nothing(inputs, tmp_path):
@@ -135,6 +166,12 @@ def test_component_takes_config_values_and_checks_them_early():
     assert set(component.inputs) == {"model", "examples"}  # the blessing is optional
     with pytest.raises(ValueError, match="no bound for int8"):
         TFLiteExport(model=model, examples=examples, variants=["int8"], min_parity_psnr={"float32": 45.0})
+    fixed = TFLiteExport(model=model, examples=examples, fixed_tile=256, author="me", license="MIT")
+    params = parse_parameters(fixed.exec_properties)
+    assert (params["fixed_tile"], params["author"], params["license"]) == (256, "me", "MIT")
+    assert "fixed" in params["variants"] and params["min_parity_psnr"]["fixed"] == 40.0  # on by default
+    with pytest.raises(ValueError, match="fixed_tile must be a positive number of pixels, got 0"):
+        TFLiteExport(model=model, examples=examples, fixed_tile=0)
 
 
 def test_runs_in_a_local_pipeline(inputs, tmp_path):

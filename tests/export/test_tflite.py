@@ -16,7 +16,9 @@ import tf_keras as keras
 from phone2dslr.export import tflite_checks, tflite_convert, tflite_runtime
 from phone2dslr.trainer.serving import export_image_generator
 
-BOUNDS = {"float32": 45.0, "float16": 40.0, "dynamic_int8": 20.0, "int8": 15.0}
+BOUNDS = {"float32": 45.0, "float16": 40.0, "dynamic_int8": 20.0, "int8": 15.0, "fixed": 40.0}
+RESIZABLE = tuple(v for v in tflite_convert.VARIANTS if v != "fixed")
+FIXED_TILE = 24  # the tiny generator's radius is 3: tiles of 24 overlap by 6
 
 
 def tiny_generator(seed: int = 0, filters: int = 16) -> keras.Model:
@@ -72,10 +74,11 @@ def references(saved_model, eval_images) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def converted(saved_model) -> dict[str, bytes]:
     representative = smooth_images(4, 24, 32, seed=2)
-    return {v: tflite_convert.convert(saved_model, v, representative) for v in tflite_convert.VARIANTS}
+    return {v: tflite_convert.convert(saved_model, v, representative, fixed_tile=FIXED_TILE)
+            for v in tflite_convert.VARIANTS}
 
 
-@pytest.mark.parametrize("variant", tflite_convert.VARIANTS)
+@pytest.mark.parametrize("variant", RESIZABLE)
 def test_every_variant_takes_two_input_sizes(converted, variant):
     tflite_runtime.check_resizable(converted[variant])  # raises if not
     for h, w in [(20, 28), (33, 17)]:
@@ -127,9 +130,9 @@ def test_int8_needs_representative_images(saved_model):
 def test_export_writes_passed_models_and_results(saved_model, eval_images, tmp_path):
     bounds = dict(BOUNDS, float16=200.0)  # impossible bound: float16 must be failed, not shipped
     report = tflite_checks.export_variants(saved_model, str(tmp_path), eval_images, smooth_images(2, 24, 32, seed=3),
-                                           bounds, latency_size=(16, 16), latency_runs=1)
+                                           bounds, latency_size=(16, 16), latency_runs=1, fixed_tile=FIXED_TILE)
     on_disk = json.loads((tmp_path / tflite_checks.RESULTS_FILE).read_text())
-    assert on_disk["shipped"] == report["shipped"] == ["float32", "dynamic_int8", "int8"]
+    assert on_disk["shipped"] == report["shipped"] == ["float32", "dynamic_int8", "int8", "fixed"]
     f16 = on_disk["variants"]["float16"]
     assert not f16["passed"] and "below the bound 200.00" in f16["reason"] and f16["file"] is None
     assert (tmp_path / "rejected" / "float16.tflite").exists() and not (tmp_path / "float16.tflite").exists()
@@ -141,6 +144,9 @@ def test_export_writes_passed_models_and_results(saved_model, eval_images, tmp_p
                     "input_size"):
             assert entry[key] is not None, (variant, key)
     assert on_disk["variants"]["float16"]["size_bytes"] < on_disk["variants"]["float32"]["size_bytes"]
+    fixed = on_disk["variants"]["fixed"]
+    assert fixed["fixed_size"] == [FIXED_TILE, FIXED_TILE] and fixed["input_size"] == [FIXED_TILE, FIXED_TILE]
+    assert fixed["resize_checked"] == [] and fixed["checked_images"] == 3 and on_disk["fixed_tile"] == FIXED_TILE
     assert on_disk["eval_images"] == 3 and on_disk["paired_eval_images"] == 2
     for model in ("saved_model", "phone_input"):
         assert set(on_disk["reference"][model]) == {"psnr", "psnr_pooled", "ssim", "ms_ssim"}
@@ -189,3 +195,55 @@ def test_quality_pools_psnr_over_every_pixel_and_averages_the_rest():
     tiny = tflite_checks.quality([outputs[0][:, :8, :8]], [targets[0][:, :8, :8]])
     assert tiny["ssim"] is None and tiny["ms_ssim"] is None and tiny["psnr_pooled"] is not None
     assert tflite_checks.quality([], []) == dict.fromkeys(tflite_checks.QUALITY_KEYS)
+
+
+def _inf(value) -> float:
+    return float(value)  # tflite_results.json writes +inf as "inf"
+
+
+def test_results_say_which_variants_tile_exactly_and_run_on_the_gpu(saved_model, eval_images, tmp_path):
+    """Issue 12, items 4 and 6: each variant's tiled-vs-whole PSNR, measured on itself, and the GPU verdict.
+
+    Float kernels and full-integer int8 (fixed ranges) tile exactly; dynamic-range int8 quantizes each
+    tile's activations with that tile's own ranges, so its tiles differ from the whole-image run."""
+    report = tflite_checks.export_variants(saved_model, str(tmp_path), eval_images, smooth_images(2, 24, 32, seed=3),
+                                           BOUNDS, latency_size=(16, 16), latency_runs=1, fixed_tile=FIXED_TILE)
+    variants = json.loads((tmp_path / tflite_checks.RESULTS_FILE).read_text())["variants"]
+    assert report["shipped"] == list(tflite_convert.VARIANTS)
+    for name, entry in variants.items():
+        assert entry["receptive_field_radius"] == 3, name
+        assert entry["metadata"] is True, name
+        assert entry["gpu_analyzer"] == "compatible", name  # convolutions, ReLU, ADD only
+        if name == "fixed":
+            assert entry["gpu_compatible"] is True and entry["gpu_issues"] == []
+            assert entry["tiling_check_tile"] == [FIXED_TILE, FIXED_TILE]
+        else:  # any-size inputs: the delegate needs the app to fix the size first
+            assert entry["gpu_compatible"] is False and "dynamic" in entry["gpu_issues"][0]
+            assert entry["tiling_check_tile"] == [14, 14]  # 2 * 3 + 8: 32x40 patches cut into 3x4 tiles
+    for name in ("float32", "float16", "int8", "fixed"):
+        assert variants[name]["tiles_exactly"] is True, (name, variants[name]["tiled_vs_whole_psnr"])
+    assert _inf(variants["int8"]["tiled_vs_whole_psnr"]) == float("inf")  # integer kernels: bit-identical
+    dynamic = variants["dynamic_int8"]
+    assert dynamic["tiles_exactly"] is False and _inf(dynamic["tiled_vs_whole_psnr"]) < 100.0, dynamic
+
+
+def test_the_fixed_variant_is_tiled_at_its_size_and_matches_the_saved_model(converted, saved_model):
+    from phone2dslr.export import tiles
+
+    runner = tflite_runtime.TFLiteRunner(converted["fixed"])
+    assert runner.fixed_size == (FIXED_TILE, FIXED_TILE)
+    assert runner.input_details["shape_signature"].tolist() == [1, FIXED_TILE, FIXED_TILE, 3]
+    with pytest.raises(tflite_convert.TFLiteExportError, match="cannot be resized"):
+        tflite_runtime.check_resizable(converted["fixed"])
+    image = smooth_images(1, 50, 61, seed=4)[0]  # several fixed tiles each way
+    tiled = tiles.tiled_apply(runner, image, tile=FIXED_TILE, radius=3, fixed=True)
+    whole = tflite_convert.SavedModelEnhancer(saved_model)(image)
+    assert tflite_checks.psnr(tiled, whole) > 60.0  # float16 weights: exact tiling, float16 drift only
+
+
+def test_keys_repeated_for_the_tensorflow_free_runtime_match_the_serving_signature():
+    from phone2dslr.trainer import serving
+
+    assert (tflite_runtime.IMAGE_SIGNATURE, tflite_runtime.OUTPUT_KEY) == (serving.IMAGE_SIGNATURE, serving.OUTPUT_KEY)
+    assert tflite_runtime.INPUT_KEY == tflite_convert.INPUT_KEY == "image"
+    assert tflite_convert.TFLiteExportError is tflite_runtime.TFLiteExportError
