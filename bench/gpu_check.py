@@ -37,7 +37,7 @@ from phone2dslr.config import TrainConfig  # noqa: E402
 from phone2dslr.trainer import models  # noqa: E402
 
 import input_rate  # noqa: E402
-from train_bench import parse_variant, photo_like, step_gflop, vgg_weights_file  # noqa: E402
+from train_bench import parse_variant, photo_like, positive_int, step_gflop, variant_arg, vgg_weights_file  # noqa: E402
 
 # Dense (no structured sparsity) peak TFLOP/s from the vendors' datasheets, SXM/PCIe as named:
 # (bf16/fp16 tensor, TF32 tensor = what float32 matmuls/convs run as on Ampere+ by default).
@@ -118,13 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: checks the script runs")
     parser.add_argument("--models", nargs="+", default=["dped", "wespe"], choices=sorted(models.MODELS))
-    parser.add_argument("--variants", nargs="+", default=None,
+    parser.add_argument("--variants", nargs="+", type=variant_arg, default=None,
                         help="default: float32 float32+xla mixed_bfloat16 mixed_bfloat16+xla (dry run: no XLA)")
-    parser.add_argument("--batch", type=int, default=None, help="default 50 (dry run 2)")
-    parser.add_argument("--patch", type=int, default=None, help="default 100 (dry run 16)")
-    parser.add_argument("--filters", type=int, default=None, help="default 64 (dry run 4)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (default 10, dry 1)")
-    parser.add_argument("--max-batch", type=int, default=None, help="batch search cap (default 3200, dry 4)")
+    parser.add_argument("--batch", type=positive_int, default=None, help="default 50 (dry run 2)")
+    parser.add_argument("--patch", type=positive_int, default=None, help="default 100 (dry run 16)")
+    parser.add_argument("--filters", type=positive_int, default=None, help="default 64 (dry run 4)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="timed steps per variant (default 10, dry 1)")
+    parser.add_argument("--max-batch", type=positive_int, default=None, help="batch search cap (default 3200, dry 4)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="stop the batch search after this")
     parser.add_argument("--vgg-weights", default="", help="VGG-19 weights (default: random, same cost)")
     parser.add_argument("--out", help="also write the results as JSON here")
@@ -136,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, key, tiny if dry else real)
     args.variants = args.variants or (["float32", "mixed_bfloat16"] if dry else
                                       ["float32", "float32+xla", "mixed_bfloat16", "mixed_bfloat16+xla"])
-    for variant in args.variants:
-        parse_variant(variant)
     start = time.perf_counter()
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -56,6 +56,7 @@ import tf_keras as keras  # noqa: E402
 
 from phone2dslr.config import TrainConfig  # noqa: E402
 from phone2dslr.trainer import dped, models  # noqa: E402
+from phone2dslr.trainer.precision import PRECISIONS  # noqa: E402
 
 import input_rate  # noqa: E402  (bench/, on sys.path as the script's folder)
 
@@ -138,9 +139,27 @@ def vgg_weights_file(folder: str) -> str:
 def parse_variant(text: str) -> tuple[str, bool]:
     """'float32', 'mixed_bfloat16+xla' ... -> (precision, jit_compile)."""
     precision, _, xla = text.partition("+")
-    if xla not in ("", "xla"):
-        raise argparse.ArgumentTypeError(f"variant {text!r}: a precision, optionally followed by +xla")
+    if xla not in ("", "xla") or precision not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"variant {text!r}: a precision ({', '.join(PRECISIONS)}), "
+                                         "optionally followed by +xla")
     return precision, bool(xla)
+
+
+def variant_arg(text: str) -> str:
+    """argparse type of --variants: the text, once parse_variant accepts it."""
+    parse_variant(text)
+    return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def bench_model(model_name: str, content: str, args: argparse.Namespace, vgg_path: str) -> list[dict[str, Any]]:
@@ -231,14 +250,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps per variant, after warm-up")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first call")
     parser.add_argument("--conv-batch", type=int, default=0, help="batch of the conv microbenchmark (0: --batch)")
-    parser.add_argument("--variants", nargs="+", default=["float32", "float32+xla", "mixed_bfloat16"],
+    parser.add_argument("--variants", nargs="+", type=variant_arg, default=["float32", "float32+xla", "mixed_bfloat16"],
                         help="train.precision per copy, +xla for jit_compile; timed side by side")
     parser.add_argument("--input-pairs", type=int, default=1024,
                         help="JPEG pairs written for the input-pipeline measurement (0: skip it)")
     parser.add_argument("--out", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
-    for variant in args.variants:
-        parse_variant(variant)
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs visible; batch {args.batch} of "
           f"{args.patch}x{args.patch} patches, {args.filters} generator filters, {args.steps} timed steps "

@@ -176,14 +176,17 @@ def _load_tflite(path: str, threads: int, overlap: int | None) -> Enhancer:
     except OSError as e:
         raise EnhanceError(f"cannot read model {path}: {e.strerror or _one_line(e)}") from None
     enhancer = Enhancer("tflite", runner, fixed=runner.fixed_size)
-    if overlap is not None:
-        enhancer.radius, enhancer.note = -(-overlap // 2), f"tiles overlap {overlap} px (--overlap)"
-        return _check_fixed(enhancer, path)
     try:
-        radius = tflite_graph.tflite_radius(content)
+        radius, why = tflite_graph.tflite_radius(content), ""
     except tiles.NotTileableError as e:
-        why = str(e)
-    else:
+        radius, why = None, str(e)
+    if overlap is not None:  # tiles overlap by 2 x radius: an odd --overlap is rounded up
+        enhancer.radius = -(-overlap // 2)
+        enhancer.note = f"tiles overlap {2 * enhancer.radius} px (--overlap)" + (
+            f", less than the {2 * radius} px its graph needs: expect seams" if radius and radius > enhancer.radius
+            else "")
+        return _check_fixed(enhancer, path)
+    if radius is not None:
         enhancer.radius, enhancer.note = radius, f"receptive-field radius {radius} px"
         return _check_fixed(enhancer, path)
     try:
@@ -210,8 +213,9 @@ def _check_fixed(enhancer: Enhancer, path: str) -> Enhancer:
     overlap_px = 2 * (enhancer.radius or 0)
     if min(rows, cols) <= overlap_px:
         raise EnhanceError(f"model {path} takes a fixed {rows}x{cols} input, which tiles overlapping by "
-                           f"{overlap_px} px cannot use (no output would be kept); pass --overlap N below "
-                           f"{min(rows, cols)} to tile it approximately, or use a model with a larger input")
+                           f"{overlap_px} px cannot use (no output would be kept); pass --overlap N of at most "
+                           f"{2 * ((min(rows, cols) - 1) // 2)} to tile it approximately, or use a model with a "
+                           "larger input")
     enhancer.note = f"fixed input {rows}x{cols}: tiles of that size; {enhancer.note}"
     return enhancer
 

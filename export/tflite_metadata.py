@@ -109,7 +109,9 @@ def describe(model: bytes, variant: str, radius: int | None, *, name: str, versi
         what_tile = f"tiles of exactly {size[0]}x{size[1]}" if size else "tiles of any size above the overlap"
         how = (f"Tile large photos: {what_tile}, overlapping by {overlap} px (receptive-field radius {radius} px); "
                f"keep each tile's output except {radius} px at edges inside the photo. ")
-        how += ("The result equals the whole-photo output up to float rounding." if exact else
+        smaller = (" for photos at least that size (a smaller side is mirror-padded to the tile: within the "
+                   "radius of that padded edge the result is close, not equal)") if size else ""
+        how += (f"The result equals the whole-photo output up to float rounding{smaller}." if exact else
                 "The result is close to, not equal to, the whole-photo output (dynamic-range int8 quantizes "
                 "activations per tile).")
     contract = (f"Input {tensors[0].description} Output {tensors[1].description} {how} Tiling contract as JSON "

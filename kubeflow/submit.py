@@ -16,6 +16,7 @@ import dataclasses
 import io
 import json
 import os
+import warnings
 from typing import Any, Mapping
 
 from phone2dslr.config import PipelineConfig
@@ -28,6 +29,7 @@ from phone2dslr.kubeflow.runner import Compiled
 IN_CLUSTER_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 HEALTHZ = "/apis/v2beta1/healthz"
 PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80"
+GATEWAY_FORWARD = "kubectl port-forward -n istio-system svc/istio-ingressgateway 8080:80"
 CHECK_TIMEOUT_S = 10.0
 
 
@@ -136,7 +138,8 @@ def _unreachable(where: str, error: BaseException) -> SubmitError:
            else "timed out" if "timed out" in text or "timeout" in text
            else "TLS failed" if "ssl" in text or "certificate" in text else type(error).__name__)
     return SubmitError(f"cannot reach {where} ({why}): check --endpoint and that the port-forward "
-                       f"(`{PORT_FORWARD}`) or the gateway is up")
+                       f"(`{PORT_FORWARD}`; multi-user Kubeflow: `{GATEWAY_FORWARD}`, endpoint "
+                       "http://localhost:8080/pipeline) or the gateway is up")
 
 
 def check_server(host: str, credential: Credential, namespace: str, package: str,
@@ -172,6 +175,24 @@ def check_server(host: str, credential: Credential, namespace: str, package: str
         raise SubmitError(f"{host}{HEALTHZ} answered {kind}, not the Kubeflow Pipelines API (a login page?): "
                           "check --endpoint and the credential")
     return health
+
+
+def preflight(endpoint: str | None, credential: Credential, namespace: str,
+              environ: Mapping[str, str] | None = None) -> None:
+    """Before compiling: probe the host once (check_server), so an unreachable host or a refused
+    credential costs no TFX compile. No host (kube-config proxy): nothing to probe. Raises
+    SubmitError, masked."""
+    host = resolve_host(endpoint, os.environ if environ is None else environ)
+    if not host:
+        return
+    failure = None
+    with credentials.masked_logs(credential.secrets()):
+        try:
+            check_server(host, credential, namespace, "(not compiled yet)")
+        except SubmitError as e:
+            failure = e
+    if failure is not None:  # raised outside the handler: no __context__ with unmasked text
+        raise SubmitError(credentials.mask(str(failure), credential.secrets()))
 
 
 def _explain(error: BaseException, where: str, namespace: str, credential: Credential, package: str) -> Exception:
@@ -224,8 +245,10 @@ def submit_kfp(compiled: Compiled, config: PipelineConfig, endpoint: str | None,
                 import kfp
 
                 client_cls = kfp.Client
-            # kfp prints its own "Experiment details" / "Run details" links; the caller prints one line.
-            with contextlib.redirect_stdout(io.StringIO()):
+            # kfp prints its own "Experiment details" / "Run details" links, and warns (FutureWarning)
+            # that it needs a v2 server, which check_server established; the caller prints one line.
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
                 client = client_cls(host=host, **({"namespace": namespace} if namespace else {}),
                                     **credential.client_kwargs())
                 result = client.create_run_from_pipeline_package(

@@ -121,6 +121,11 @@ def _kubeflow(args: argparse.Namespace) -> int:
         # Before the compile: a missing token file or a host without scheme costs no TFX compile.
         credential = credentials.resolve(args.token_file, args.cookie_file)
         submit.resolve_host(args.endpoint)
+        try:  # an unreachable host or a refused credential, said before a compile of a minute or more
+            submit.preflight(args.endpoint, credential, cfg.kubeflow.namespace)
+        except submit.SubmitError as e:
+            print(f"submit failed (nothing compiled): {e}", file=sys.stderr)
+            return 2
     compiled = runner.compile_pipeline(cfg, args.out, until=args.until)
     kind = "Vertex AI PipelineJob" if compiled.target == "vertex" else "Kubeflow Pipelines v2 spec"
     print(f"wrote {compiled.package} ({kind}, {len(compiled.steps)} steps, image {cfg.kubeflow.image}, "

@@ -170,6 +170,11 @@ def tflite(results: dict[str, Any] | None, path: str) -> str:
         verdict = (tag("span", "shipped", "ok") if v.get("passed") else tag("span", "failed", "bad"))
         fixed = v.get("fixed_size")
         label = e(name) + (tag("span", e(f" {fixed[0]}x{fixed[1]} input"), "muted") if fixed else "")
+        subset = v.get("phone_input")
+        if subset:  # scored on fewer images than the others: say so, with the phone input on those
+            label += tag("span", e(f"; scored on {v.get('checked_images')} of {results.get('eval_images', '?')} "
+                                   f"images, where the phone input has PSNR {fmt(PSNR, subset.get(PSNR))}, "
+                                   f"SSIM {fmt(SSIM, subset.get(SSIM))}"), "muted")
         rows.append([label, tag("span", e(_size(v.get("size_bytes"))), "num"),
                      num(PSNR, v.get("parity_psnr")) + tag("span", e(f" (min {fmt(PSNR, v.get('min_parity_psnr'))})"),
                                                            "muted"),

@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 from phone2dslr.components.run_report import quality_sections
 from phone2dslr.components.tflite_export.component import TFLiteExport, TFLiteModels
 from phone2dslr.components.tflite_export.executor import Executor, parse_parameters
-from phone2dslr.export import tflite_checks, tflite_convert, tflite_metadata, tflite_runtime
+from phone2dslr.export import tflite_checks, tflite_convert, tflite_metadata, tflite_runtime, tflite_tile_checks
 from tests.export.test_tflite import dslr_like, save_generator, smooth_images, tiny_generator
 
 PARAMS = {
@@ -112,9 +112,10 @@ def test_blessed_model_ships_the_variants_that_pass(inputs, tmp_path):
     assert tflite_runtime.run_tflite(str(tmp_path / "tflite" / "float32.tflite"), image).shape == (1, 40, 30, 3)
 
 
-def test_every_shipped_file_has_metadata_a_gpu_verdict_and_a_tiling_measurement(inputs, tmp_path):
+def test_every_shipped_file_has_metadata_a_gpu_verdict_and_a_tiling_measurement(inputs, tmp_path, monkeypatch):
     """Issue 12, items 4-6, through the executor: the fixed variant, metadata read back from the shipped
     files, the GPU verdict and tiled-vs-whole PSNR in tflite_results.json and in the run report's table."""
+    monkeypatch.setattr(tflite_tile_checks, "FIXED_CHECK_IMAGES", 1)
     output = _output(tmp_path)
     Executor().Do(inputs, {"tflite_models": [output]}, dict(PARAMS, variants='["float32", "dynamic_int8", "fixed"]',
                                                              min_parity_psnr='{"float32": 45, "dynamic_int8": 20, '
@@ -133,10 +134,15 @@ def test_every_shipped_file_has_metadata_a_gpu_verdict_and_a_tiling_measurement(
     assert fixed["fixed_size"] == [16, 16] and fixed["tiles_exactly"] is True
     assert tflite_metadata.read_metadata((tmp_path / "tflite" / "fixed.tflite").read_bytes()).input.size == (16, 16)
     assert results["variants"]["dynamic_int8"]["tiles_exactly"] is False
+    # The fixed variant is scored on its first FIXED_CHECK_IMAGES images only (1 here, of 2): its
+    # quality gate and the report compare it with the phone input on those images, not on all.
+    assert results["variants"]["float32"]["phone_input"] is None
+    assert fixed["checked_images"] == 1 and isinstance(fixed["phone_input"], dict)
 
     page = quality_sections.tflite(results, output.uri)
     assert "Tiled vs whole" in page and "GPU delegate" in page and "16x16 input" in page
     assert page.count(">compatible<") == 1 and page.count(">issues<") == 2 and "not exact" in page
+    assert "scored on 1 of 2 images, where the phone input has PSNR" in page
 
 
 def test_unblessed_model_ships_nothing(inputs, tmp_path):

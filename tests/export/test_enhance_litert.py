@@ -117,8 +117,11 @@ def test_fixed_windows_span_the_axis_and_overlap_by_the_receptive_field():
 
 def test_a_fixed_model_whose_graph_cannot_be_walked_takes_its_overlap_from_metadata_or_the_user(tmp_path):
     path = _strided(tmp_path)
-    with pytest.raises(enhance.EnhanceError, match=r"fixed 32x32 input.*by 64 px.*pass --overlap N below 32"):
+    with pytest.raises(enhance.EnhanceError, match=r"fixed 32x32 input.*by 64 px.*pass --overlap N of at most 30 "):
         enhance.load_enhancer(path)  # no receptive field anywhere: 64 px assumed, more than the input
+    assert enhance.load_enhancer(path, overlap=30).radius == 15  # the largest the message offers works
+    with pytest.raises(enhance.EnhanceError, match=r"by 32 px"):
+        enhance.load_enhancer(path, overlap=31)  # rounded up to 32: none kept
     given = enhance.load_enhancer(path, overlap=8)
     assert (given.fixed, given.radius) == ((32, 32), 4) and "--overlap" in given.note
     assert given(np.zeros((50, 70, 3), np.uint8)).shape == (1, 50, 70, 3)
@@ -135,6 +138,8 @@ def test_the_cli_says_how_a_fixed_model_is_tiled(models, tmp_path, capsys):
                    "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 0 and "fixed input 24x24: tiles of that size; receptive-field radius 5 px" in err
+    low = enhance.load_enhancer(models["fixed"], overlap=3)  # below the graph's 10 px: said, not refused
+    assert low.radius == 2 and "tiles overlap 4 px (--overlap), less than the 10 px its graph needs" in low.note
     assert "tile its input size (--tile does not apply)" in err
     rc = cli.main(["enhance", str(tmp_path / "p.png"), "--model", models["saved_model"], "--out",
                    str(tmp_path / "out2"), "--overlap", "8"])
