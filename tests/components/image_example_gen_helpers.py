@@ -107,7 +107,7 @@ def run_ingest(root: Path, report_dir: Path, **kw) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from phone2dslr import features as F
-    from phone2dslr.components.image_example_gen import executor
+    from phone2dslr.components.image_example_gen import transforms
     from phone2dslr.components.image_example_gen import report as report_lib
     from phone2dslr.components.image_example_gen.layout import IngestOptions, check_layout
     from phone2dslr.components.image_example_gen.splitting import check_manifests
@@ -116,14 +116,14 @@ def run_ingest(root: Path, report_dir: Path, **kw) -> dict:
     options = IngestOptions(input_base=str(root), **kw)
     _SINK.clear()
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as p:
-        out = p | executor.IngestImages(  # pylint: disable=no-value-for-parameter
+        out = p | transforms.IngestImages(  # pylint: disable=no-value-for-parameter
             options, check_layout(options), check_manifests(options))
-        for name in (*F.SPLITS, executor.REJECTS):
+        for name in (*F.SPLITS, transforms.REJECTS):
             _ = out[name] | f"Gather[{name}]" >> beam.combiners.ToList() | f"Keep[{name}]" >> beam.Map(_keep, name)
-        _ = out | executor.WriteReport(options, str(report_dir))  # pylint: disable=no-value-for-parameter
+        _ = out | transforms.WriteReport(options, str(report_dir))  # pylint: disable=no-value-for-parameter
 
     return {"examples": {s: [parse_example(ex) for ex in _SINK.get(s, [])] for s in F.SPLITS},
-            "rejects": list(_SINK.get(executor.REJECTS, [])),
+            "rejects": list(_SINK.get(transforms.REJECTS, [])),
             "summary": json.loads((report_dir / report_lib.SUMMARY_JSON).read_text())}
 
 

@@ -11,7 +11,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from phone2dslr.components.image_example_gen import executor
+from phone2dslr.components.image_example_gen import transforms
 from phone2dslr import features as F
 from phone2dslr.components.image_example_gen import report as report_lib
 from phone2dslr.components.image_example_gen.layout import IngestOptions, check_layout
@@ -31,21 +31,21 @@ def _run(root: Path, report_dir: Path | None = None, **kw) -> dict:
     options = IngestOptions(input_base=str(root), **kw)
     _SINK.clear()
     p = beam.Pipeline(options=PipelineOptions(BEAM_ARGS))
-    out = p | executor.IngestImages(options, check_layout(options))  # pylint: disable=no-value-for-parameter
-    for name in (*F.SPLITS, executor.REJECTS, executor.COUNTS):
+    out = p | transforms.IngestImages(options, check_layout(options))  # pylint: disable=no-value-for-parameter
+    for name in (*F.SPLITS, transforms.REJECTS, transforms.COUNTS):
         _ = (out[name] | f"Gather[{name}]" >> beam.combiners.ToList()
              | f"Keep[{name}]" >> beam.Map(_keep, name))
     if report_dir is not None:
-        _ = out | executor.WriteReport(options, str(report_dir))  # pylint: disable=no-value-for-parameter
+        _ = out | transforms.WriteReport(options, str(report_dir))  # pylint: disable=no-value-for-parameter
     result = p.run()
     result.wait_until_finish()
-    metrics = result.metrics().query(MetricsFilter().with_namespace(executor.METRICS_NAMESPACE))["counters"]
+    metrics = result.metrics().query(MetricsFilter().with_namespace(transforms.METRICS_NAMESPACE))["counters"]
     got = dict(_SINK)
     parsed = {s: [tf.io.parse_single_example(ex, F.parsing_spec()) for ex in got.get(s, [])] for s in F.SPLITS}
     counts = collections.Counter()
-    for c in got.get(executor.COUNTS, []):
+    for c in got.get(transforms.COUNTS, []):
         counts.update(c)
-    return {"examples": parsed, "rejects": got.get(executor.REJECTS, []), "counts": counts,
+    return {"examples": parsed, "rejects": got.get(transforms.REJECTS, []), "counts": counts,
             "metrics": {m.key.metric.name: m.committed for m in metrics}}
 
 
@@ -149,7 +149,7 @@ def test_pair_ids_per_split_with_assert_that(tmp_path):
         return tf.train.Example.FromString(serialized).features.feature[F.PAIR_ID].bytes_list.value[0].decode()
 
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as p:
-        out = p | executor.IngestImages(options, check_layout(options))  # pylint: disable=no-value-for-parameter
+        out = p | transforms.IngestImages(options, check_layout(options))  # pylint: disable=no-value-for-parameter
         assert_that(out[F.TRAIN] | "TrainIds" >> beam.Map(pair_id),
                     equal_to([f"iphone/training_data/{i}" for i in range(3)]), label="train")
         assert_that(out[F.TEST] | "TestIds" >> beam.Map(pair_id),

@@ -14,7 +14,7 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from phone2dslr import features as F
-from phone2dslr.components.image_example_gen import executor
+from phone2dslr.components.image_example_gen import transforms
 from phone2dslr.components.image_example_gen import report as report_lib
 from phone2dslr.components.image_example_gen.layout import (PHOTO_SIDE, IngestError, IngestOptions, check_layout,
                                                             make_unit, stable_int)
@@ -33,11 +33,11 @@ def _ingest(root: Path, report: Path, **kw) -> tuple[dict[str, list[dict]], dict
     options = IngestOptions(input_base=str(root), patch_size=0, **kw)
     _SINK.clear()
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as p:
-        out = p | executor.IngestImages(  # pylint: disable=no-value-for-parameter
+        out = p | transforms.IngestImages(  # pylint: disable=no-value-for-parameter
             options, check_layout(options), check_manifests(options))
         for split in F.SPLITS:
             _ = out[split] | f"Gather[{split}]" >> beam.combiners.ToList() | f"Keep[{split}]" >> beam.Map(_keep, split)
-        _ = out | executor.WriteReport(options, str(report))  # pylint: disable=no-value-for-parameter
+        _ = out | transforms.WriteReport(options, str(report))  # pylint: disable=no-value-for-parameter
     parsed = {s: [tf.io.parse_single_example(ex, F.parsing_spec()) for ex in _SINK.get(s, [])] for s in F.SPLITS}
     return parsed, json.loads((report / report_lib.SUMMARY_JSON).read_text())
 
@@ -161,7 +161,7 @@ def _shards(folder: Path) -> list[Path]:
 def _write(examples: list[bytes], folder: Path, seed: int, target: int) -> list[bytes]:
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as p:
         _ = (p | beam.Create(examples)
-             | executor.WriteShuffledSplit(str(folder), seed, target))  # pylint: disable=no-value-for-parameter
+             | transforms.WriteShuffledSplit(str(folder), seed, target))  # pylint: disable=no-value-for-parameter
     return [r.numpy() for f in _shards(folder) for r in tf.data.TFRecordDataset(str(f), compression_type="GZIP")]
 
 
