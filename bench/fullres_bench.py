@@ -22,7 +22,8 @@ A few minutes on 2 cores.
 Instance-normalized generator (the official DPED network, export/official_dped.py, 64 filters,
 random weights and random normalization affines), each variant cold in its own process with one
 photo, as `phone2dslr enhance` runs it (no warm-up: `seconds` includes graph building / tracing,
-`process s` is the subprocess' whole wall time from start to exit):
+`cpu s` the CPU time of those seconds, `process s` the subprocess' whole wall time from start to
+exit; x = ratio to authors-graph; PSNR against authors-graph):
 
     authors-graph        the authors' generator re-stated as their TF1 graph (aiff22/DPED
                          models.py:4-56 and :120-132, tf.compat.v1 placeholder, variables and
@@ -128,6 +129,7 @@ def official_worker(variant: str, work: str, tile: int) -> dict:
     x = np.load(os.path.join(work, "photo.npy"))
     weights = dict(np.load(os.path.join(work, "official.npz")))
     base = _rss_mib()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     if variant == "authors-graph":
         y = authors_graph(weights)(x)
@@ -141,17 +143,13 @@ def official_worker(variant: str, work: str, tile: int) -> dict:
         storage = np.float16 if variant.endswith("f16") else np.float32
         y = tiling.tiled_predict(model, x, tile=tile if "streamed" in variant else 0, storage=storage)
     seconds = time.perf_counter() - start
+    done = resource.getrusage(resource.RUSAGE_SELF)  # CPU seconds: steadier than wall on a shared machine
+    cpu = done.ru_utime + done.ru_stime - usage.ru_utime - usage.ru_stime
     np.save(os.path.join(work, f"{variant}.npy"), np.clip(y, 0.0, 1.0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    bands = -(-x.shape[1] // _band(tile, x.shape[2])) if "streamed" in variant else 1
-    return {"variant": variant, "seconds": seconds, "peak_rss_mib": peak, "base_rss_mib": base,
+    bands = tiling.tiled_predict_count(model, x.shape[1], x.shape[2], tile, storage) if "streamed" in variant else 1
+    return {"variant": variant, "seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak, "base_rss_mib": base,
             "tiles": bands, "radius": None}
-
-
-def _band(tile: int, width: int) -> int:
-    from phone2dslr.export.streamed_norm import band_rows
-
-    return band_rows(tile, width)
 
 
 def prepare(work: str, x: np.ndarray, seed: int) -> None:
@@ -276,15 +274,17 @@ def main() -> int:
         ref = next((r for r in official if r["variant"] == "authors-graph"), None)
         print(f"\n{height}x{width} photo, official DPED generator (instance norm, 64 filters, random weights), "
               f"tile {args.tile}; cold processes, one photo each; x = ratio to authors-graph")
-        print(f"{'variant':<22} {'bands':>5} {'seconds':>8} {'process s':>9} {'x wall':>6} {'peak MiB':>9} "
-              f"{'x peak':>6} {'photo MiB':>9} {'PSNR dB':>8}")
+        print(f"{'variant':<22} {'runs':>5} {'seconds':>8} {'cpu s':>6} {'x cpu':>5} {'process s':>9} {'x wall':>6} "
+              f"{'peak MiB':>9} {'x peak':>6} {'photo MiB':>9} {'PSNR dB':>8}")
         for r in official:
             p = r["psnr_vs_reference"]
             shown = "ref" if r is ref else ("-" if p is None else "inf" if p == float("inf") else f"{p:.1f}")
             wall = f"{r['process_s'] / ref['process_s']:.2f}" if ref else "-"
             mem = f"{r['peak_rss_mib'] / ref['peak_rss_mib']:.2f}" if ref else "-"
-            print(f"{r['variant']:<22} {r['tiles']:>5} {r['seconds']:>8.1f} {r['process_s']:>9.1f} {wall:>6} "
-                  f"{r['peak_rss_mib']:>9.0f} {mem:>6} {r['peak_rss_mib'] - r['base_rss_mib']:>9.0f} {shown:>8}")
+            cpu = f"{r['cpu_s'] / ref['cpu_s']:.2f}" if ref else "-"
+            print(f"{r['variant']:<22} {r['tiles']:>5} {r['seconds']:>8.1f} {r['cpu_s']:>6.1f} {cpu:>5} "
+                  f"{r['process_s']:>9.1f} {wall:>6} {r['peak_rss_mib']:>9.0f} {mem:>6} "
+                  f"{r['peak_rss_mib'] - r['base_rss_mib']:>9.0f} {shown:>8}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"size": [height, width], "tile": args.tile, "threads": args.threads, "rows": rows}, f,

@@ -4,7 +4,7 @@ Models (`load_enhancer`): a `.tflite` file (LiteRT), a SavedModel folder (its `e
 signature), or an official DPED TF1 checkpoint prefix (export/official_dped.py, run as Keras).
 Each is tiled exactly (export/tiles.py, export/tiling.py): the receptive field is read off the
 TFLite or SavedModel graph, or the Keras layer graph. Models that normalize over the image (the
-official DPED weights) are tiled exactly in passes when they can be run as Keras: the checkpoint,
+official DPED weights) are streamed exactly (export/streamed_norm.py) when they can be run as Keras: the checkpoint,
 and a SavedModel that `import-dped` wrote. A TFLite file of such a model cannot be cut at a layer
 and runs on the whole image (memory grows with the photo).
 
@@ -143,7 +143,7 @@ def load_enhancer(path: str, threads: int = 2, overlap: int | None = None) -> En
     except official_dped.OfficialCheckpointError as e:
         raise EnhanceError(str(e)) from None
     return Enhancer("official DPED checkpoint", tiling.keras_fn(model), keras_model=model,
-                    note=f"instance norm: exact tiles in {tiling.passes(model)} passes")
+                    note=f"instance norm: exact tiles in {tiling.passes(model)} sweeps")
 
 
 def _keras_passes(path: str, fallback: Enhancer) -> Enhancer:
@@ -161,7 +161,7 @@ def _keras_passes(path: str, fallback: Enhancer) -> Enhancer:
     if not tiling.spatial_norm_layers(model):
         return fallback
     return Enhancer("saved_model (Keras)", tiling.keras_fn(model), keras_model=model,
-                    note=f"instance norm: exact tiles in {tiling.passes(model)} passes")
+                    note=f"instance norm: exact tiles in {tiling.passes(model)} sweeps")
 
 
 def _load_tflite(path: str, threads: int, overlap: int | None) -> Enhancer:

@@ -12,9 +12,9 @@ shift and scale ([F] each), created in that order as `generator/Variable`, `gene
     IN(x) = (x - mean) / sqrt(var + 1e-3) * scale + shift, mean and var per channel over H, W
 
 The network is trainer/dped_networks.build_official_generator (the official-code recipe trains
-it). It normalizes over the whole image: export/tiling.py tiles it exactly in passes (Keras),
-while its exported SavedModel and TFLite files run on the whole image. Extra variables in the checkpoint (discriminator, optimizer
-slots) are ignored.
+it). It normalizes over the whole image: export/tiling.py streams it exactly, each layer once
+(Keras, export/streamed_norm.py), while its exported SavedModel and TFLite files run on the whole
+image. Extra variables in the checkpoint (discriminator, optimizer slots) are ignored.
 """
 from __future__ import annotations
 

@@ -169,12 +169,13 @@ def tiled_predict(model: keras.Model, image: np.ndarray, *, tile: int, on_tile: 
     return tiled_apply(keras_fn(fixed), x, tile=tile, radius=model_radius(fixed), on_tile=on_tile, dtype=dtype)
 
 
-def tiled_predict_count(model: keras.Model, height: int, width: int, tile: int) -> int:
-    """How many tile runs `tiled_predict` makes (for progress bars)."""
+def tiled_predict_count(model: keras.Model, height: int, width: int, tile: int,
+                        storage: DTypeLike = np.float32) -> int:
+    """How many tile runs `tiled_predict` makes (for progress bars; `storage` as there)."""
     if tile <= 0 or (height <= tile and width <= tile):
         return passes(model)
     if spatial_norm_layers(model) and _streamable(model):
-        return streamed_norm.streamed_count(model, height, streamed_norm.band_rows(tile, width))
+        return streamed_norm.streamed_count(model, height, width, streamed_norm.band_rows(tile, width), storage)
     radii = pass_radii(model)
     return sum(tile_count(height, width, tile, r) for r in radii)
 

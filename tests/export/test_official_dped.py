@@ -120,7 +120,7 @@ def test_cli_enhances_with_the_checkpoint_in_exact_tiles(checkpoint, tmp_path, c
     Image.fromarray(np.round(images[0][0] * 255).astype(np.uint8)).save(tmp_path / "p.png")
     assert cli.main(["enhance", str(tmp_path / "p.png"), "--model", prefix, "--out", str(tmp_path / "out"),
                      "--tile", "48", "--no-progress"]) == 0
-    assert "exact tiles in 9 passes" in capsys.readouterr().err
+    assert "exact tiles in 9 sweeps" in capsys.readouterr().err
     out = np.asarray(Image.open(tmp_path / "out" / "p.png"), np.float32) / 255.0
     np.testing.assert_allclose(out, np.clip(expected[0][0], 0, 1), atol=0.5 / 255 + 1e-4)
 
@@ -139,7 +139,7 @@ def test_saved_model_and_tflite_match_the_official_formula(checkpoint, exported)
     assert load_enhancer(os.path.join(exported, "float32.tflite")).radius is None
     # the SavedModel reloads as Keras, so `enhance` still tiles it exactly, in passes
     enhancer = load_enhancer(os.path.join(exported, "saved_model"))
-    assert enhancer.keras_model is not None and "9 passes" in enhancer.note
+    assert enhancer.keras_model is not None and "9 sweeps" in enhancer.note
     np.testing.assert_allclose(enhancer(images[0], tile=48), np.clip(expected[0], 0, 1), atol=1e-4)
 
 

@@ -4,6 +4,7 @@ Small models with random weights and random normalization affines (so that the s
 at awkward sizes: bands thinner than the halo, sizes that are not a multiple of the band, one row.
 """
 import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
@@ -65,7 +66,19 @@ def test_streamed_equals_whole_image(official, size, band):
     calls = []
     out = streamed_norm.streamed_predict(official, x, band=band, on_tile=lambda: calls.append(1))
     np.testing.assert_allclose(out, whole, atol=1e-5, rtol=0)
-    assert len(calls) == streamed_norm.streamed_count(official, size[0], band)
+    assert len(calls) == streamed_norm.streamed_count(official, size[0], size[1], band)
+
+
+def test_bands_thinned_to_the_transfer_limit(official, monkeypatch):
+    """Windows above TRANSFER_BYTES are thinned per stage (here to a few rows); still exact."""
+    monkeypatch.setattr(streamed_norm, "TRANSFER_BYTES", 20 * 53 * 8 * 4)
+    p = stream_plan.plan(official)
+    assert [streamed_norm.stage_band(p, s, 53, 100) for s in p.stages] == [100] + [18] * 7 + [8]
+    x = _image(37, 53, seed=12)
+    calls = []
+    out = streamed_norm.streamed_predict(official, x, band=100, on_tile=lambda: calls.append(1))
+    np.testing.assert_allclose(out, official(x).numpy(), atol=1e-5, rtol=0)
+    assert len(calls) == streamed_norm.streamed_count(official, 37, 53, 100) == 1 + 7 * 3 + 5
 
 
 def test_own_generator_with_global_skip(own):
@@ -84,8 +97,11 @@ def test_statistics_per_band_would_fail(official, monkeypatch):
     halves = np.concatenate([official(x[:, :20]).numpy(), official(x[:, 20:]).numpy()], axis=1)
     assert np.abs(halves - whole).max() > 1e-2
 
-    def last_band_only(self, count, mean, var):
-        self.count, self.mean, self.m2 = count, np.asarray(mean, np.float64), np.asarray(var, np.float64) * count
+    original = streamed_norm._Moments.add
+
+    def last_band_only(self, width, means, variances):
+        self.count, self.mean, self.m2 = 0, np.zeros_like(self.mean), np.zeros_like(self.m2)
+        original(self, width, means, variances)
 
     monkeypatch.setattr(streamed_norm._Moments, "add", last_band_only)
     forgetful = streamed_norm.streamed_predict(official, x, band=16)
@@ -108,17 +124,27 @@ def test_integer_samples_in_and_out(official):
     assert np.abs(samples.astype(int) - expected).max() <= 1  # a float32 rounding may cross a .5 level
 
 
-def test_memory_is_two_whole_image_arrays(official):
-    """Between stages only the skip and one normalization input are kept (8 channels here); the rest
-    is the output and a few band windows (16 rows + halo). A third whole-image array would not fit."""
+def test_memory_is_two_whole_image_arrays(official, monkeypatch):
+    """Between stages only the skip and one normalization input are kept (8 channels here), on their
+    own mmaps; other NumPy memory is the output and a few band windows (16 rows + halo)."""
     x = _image(160, 96, seed=1)
     streamed_norm.streamed_predict(official, x, band=16)  # traced before measuring
+    made, alive, original = [], [], streamed_norm._whole_image_array
+
+    def counted(shape, dtype):
+        array = original(shape, dtype)
+        made.append(weakref.ref(array))
+        alive.append(sum(r() is not None for r in made))
+        return array
+
+    monkeypatch.setattr(streamed_norm, "_whole_image_array", counted)
     tracemalloc.start()
     streamed_norm.streamed_predict(official, x, band=16)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    array, output, window = 160 * 96 * 8 * 4, 160 * 96 * 3 * 4, (16 + 2 * 6) * 96 * 8 * 4
-    assert 2 * array < peak < 2 * array + output + 4 * window < 3 * array + output
+    assert len(made) == 2 and max(alive) == 2  # then every stage reuses them in place
+    output, window = 160 * 96 * 3 * 4, (16 + 2 * 6) * 96 * 8 * 4
+    assert peak < output + 4 * window  # less than one more whole-image array (491 kB) on the heap
 
 
 def test_what_cannot_be_streamed():
@@ -142,3 +168,21 @@ def test_normalizing_the_photo_itself():
     model = _randomize_norms(keras.Model(inputs, keras.layers.Add()([x, inputs])), 9)
     x = _image(19, 22, seed=2)
     np.testing.assert_allclose(streamed_norm.streamed_predict(model, x, band=5), model(x).numpy(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("band", [1, 3, 50])
+def test_in_place_stages_with_a_halo_wider_than_the_band(band):
+    """Stages whose output overwrites their input's array while bands are thinner than the halo
+    (5x5 and dilated convs between normalizations: radius 2 + 4 in one stage)."""
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((None, None, 3))
+    skip = keras.layers.Conv2D(5, 3, padding="same", activation="relu")(inputs)
+    y = InstanceNormalization()(keras.layers.Conv2D(5, 3, padding="same")(skip))
+    y = keras.layers.Conv2D(5, 5, padding="same", activation="relu")(y)
+    y = keras.layers.Conv2D(5, 3, padding="same", dilation_rate=4)(y)
+    y = keras.layers.Add()([skip, keras.layers.ReLU()(InstanceNormalization()(y))])
+    model = _randomize_norms(keras.Model(inputs, keras.layers.Conv2D(3, 3, padding="same")(y)), 11)
+    assert [s.radius for s in stream_plan.plan(model).stages] == [2, 6, 1]
+    x = _image(27, 19, seed=band)
+    out = streamed_norm.streamed_predict(model, x, band=band)
+    np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5, rtol=0)
