@@ -251,6 +251,35 @@ def dask_cluster(workers: int = 2, threads: int = 1, port: int | None = None,
             _stop(started)
 
 
+def _port_arg(text: str) -> int:
+    """argparse type of --port: 1..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {text!r}")
+    return value
+
+
+def _count_arg(text: str) -> int:
+    """argparse type of --workers / --threads: >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _port_taken(port: int) -> bool:
+    """Whether something already listens on `port` (gRPC would bind beside it with SO_REUSEPORT
+    and share its jobs without a word)."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """`pool` (the worker pool service, in this process) or `dask` (a scheduler and workers), until Ctrl-C."""
     argv = sys.argv[1:] if argv is None else argv
@@ -264,10 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(prog="python -m phone2dslr.pipeline.beam_workers")
     parser.add_argument("what", choices=("pool", "dask"))
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=2, help="dask worker processes")
-    parser.add_argument("--threads", type=int, default=1, help="threads per dask worker")
+    parser.add_argument("--port", type=_port_arg, default=None)
+    parser.add_argument("--workers", type=_count_arg, default=2, help="dask worker processes")
+    parser.add_argument("--threads", type=_count_arg, default=1, help="threads per dask worker")
     args = parser.parse_args(argv)
+    if args.port and _port_taken(args.port):
+        print(f"error: port {args.port} is in use (another worker pool or scheduler?); pick another --port",
+              file=sys.stderr)
+        return 2
     if args.what == "pool":
         port = args.port or free_port()
         print(f"Beam worker pool at localhost:{port}; beam_pipeline_args: {portable_args(f'localhost:{port}')}",

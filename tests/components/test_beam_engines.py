@@ -83,3 +83,19 @@ def test_dask_runner_keeps_outputs_apart_and_runs_a_transform_once(tmp_path):
     assert sorted(map(int, lines["even"][::2])) == [0, 2, 4, 6, 8]
     assert sorted(map(int, lines["odd"][::2])) == [1, 3, 5, 7, 9]
     assert set(lines["even"][1::2]) == set(lines["odd"][1::2]) == set(lines["token"])
+
+
+def test_worker_commands_refuse_a_taken_port_and_bad_counts_in_one_line(capsys):
+    import socket
+
+    with socket.socket() as busy:  # something already listens: gRPC would share the port silently
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert beam_workers.main(["pool", "--port", str(port)]) == 2
+    assert capsys.readouterr().err == f"error: port {port} is in use (another worker pool or scheduler?); pick another --port\n"
+    for bad in (["dask", "--workers", "0"], ["pool", "--port", "99999"]):
+        with pytest.raises(SystemExit) as stop:
+            beam_workers.main(bad)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("python -m phone2dslr.pipeline.beam_workers: error: argument")
