@@ -251,6 +251,31 @@ def dask_cluster(workers: int = 2, threads: int = 1, port: int | None = None,
             _stop(started)
 
 
+def unreachable_workers(beam_args: list[str]) -> str | None:
+    """One line when `beam_args` name an external worker pool that this machine must reach (the
+    embedded job service: --job_endpoint=embed, --environment_type=EXTERNAL,
+    --environment_config=host:port; a Flink or Spark job server's pool is the cluster's, not ours to
+    check) or a dask scheduler (--dask_client_address=tcp://host:port) that nothing answers on,
+    saying how to start one; None when reachable or not named. Checked before a run, so a wrong
+    port is not a Beam traceback a minute later."""
+    options = dict(a[2:].split("=", 1) for a in beam_args if a.startswith("--") and "=" in a)
+    if (options.get("job_endpoint") == "embed" and options.get("environment_type") == "EXTERNAL"
+            and options.get("environment_config")):
+        what, address, start = "the Beam worker pool", options["environment_config"], "pool"
+    elif options.get("dask_client_address"):
+        what, address, start = "the dask scheduler", options["dask_client_address"], "dask"
+    else:
+        return None
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=5):
+            return None
+    except (OSError, ValueError) as e:
+        why = "connection refused" if isinstance(e, ConnectionRefusedError) else (getattr(e, "strerror", None) or str(e))
+        return (f"{what} at {address} is not reachable ({why}): start one with `python -m "
+                f"phone2dslr.pipeline.beam_workers {start} --port {port}`, or fix beam_pipeline_args")
+
+
 def _port_arg(text: str) -> int:
     """argparse type of --port: 1..65535."""
     try:

@@ -137,6 +137,12 @@ def _run_locked(config: PipelineConfig, until: str | None, run_fn: str | None, v
     _show_progress(verbose)
     _check_gpu()
     config = dataclasses.replace(config, beam_pipeline_args=_local_beam_args(config.beam_pipeline_args))
+    from phone2dslr.pipeline.beam_workers import unreachable_workers
+
+    workers_error = unreachable_workers(config.beam_pipeline_args)
+    if workers_error:
+        print(f"pipeline not started: {workers_error}", file=sys.stderr)
+        return 2
     try:
         pipeline = create_pipeline(config, metadata, until, **({"run_fn": run_fn} if run_fn else {}))
         tfx.orchestration.LocalDagRunner().run(pipeline)

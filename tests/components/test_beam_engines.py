@@ -15,6 +15,7 @@ where Beam's own DaskRunner goes wrong.
 """
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 
@@ -86,8 +87,6 @@ def test_dask_runner_keeps_outputs_apart_and_runs_a_transform_once(tmp_path):
 
 
 def test_worker_commands_refuse_a_taken_port_and_bad_counts_in_one_line(capsys):
-    import socket
-
     with socket.socket() as busy:  # something already listens: gRPC would share the port silently
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -99,3 +98,23 @@ def test_worker_commands_refuse_a_taken_port_and_bad_counts_in_one_line(capsys):
             beam_workers.main(bad)
         assert stop.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith("python -m phone2dslr.pipeline.beam_workers: error: argument")
+
+
+def test_an_unreachable_pool_or_scheduler_is_one_line_before_the_run():
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+            f"--environment_config=localhost:{port}"]
+    assert beam_workers.unreachable_workers(pool) == (
+        f"the Beam worker pool at localhost:{port} is not reachable (connection refused): start one with "
+        f"`python -m phone2dslr.pipeline.beam_workers pool --port {port}`, or fix beam_pipeline_args")
+    assert "dask scheduler at tcp://127.0.0.1:" in beam_workers.unreachable_workers(
+        [f"--dask_client_address=tcp://127.0.0.1:{port}"])
+    # A Flink job server's pool runs beside its TaskManagers: not this machine's to check.
+    assert beam_workers.unreachable_workers(["--runner=FlinkRunner", "--environment_type=EXTERNAL",
+                                             f"--environment_config=localhost:{port}"]) is None
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert beam_workers.unreachable_workers(pool[:3] + [f"--environment_config=localhost:{busy.getsockname()[1]}"]) is None
