@@ -37,7 +37,8 @@ from phone2dslr.config import TrainConfig  # noqa: E402
 from phone2dslr.trainer import models  # noqa: E402
 
 import input_rate  # noqa: E402
-from train_bench import parse_variant, photo_like, positive_int, step_gflop, variant_arg, vgg_weights_file  # noqa: E402
+from train_bench import parse_variant, photo_like, step_gflop, variant_arg, vgg_weights_file  # noqa: E402
+from phone2dslr.cli import count_arg  # noqa: E402
 
 # Dense (no structured sparsity) peak TFLOP/s from the vendors' datasheets, SXM/PCIe as named:
 # (bf16/fp16 tensor, TF32 tensor = what float32 matmuls/convs run as on Ampere+ by default).
@@ -120,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["dped", "wespe"], choices=sorted(models.MODELS))
     parser.add_argument("--variants", nargs="+", type=variant_arg, default=None,
                         help="default: float32 float32+xla mixed_bfloat16 mixed_bfloat16+xla (dry run: no XLA)")
-    parser.add_argument("--batch", type=positive_int, default=None, help="default 50 (dry run 2)")
-    parser.add_argument("--patch", type=positive_int, default=None, help="default 100 (dry run 16)")
-    parser.add_argument("--filters", type=positive_int, default=None, help="default 64 (dry run 4)")
-    parser.add_argument("--steps", type=positive_int, default=None, help="timed steps per variant (default 10, dry 1)")
-    parser.add_argument("--max-batch", type=positive_int, default=None, help="batch search cap (default 3200, dry 4)")
+    parser.add_argument("--batch", type=count_arg(1), default=None, help="default 50 (dry run 2)")
+    parser.add_argument("--patch", type=count_arg(1), default=None, help="default 100 (dry run 16)")
+    parser.add_argument("--filters", type=count_arg(1), default=None, help="default 64 (dry run 4)")
+    parser.add_argument("--steps", type=count_arg(1), default=None, help="timed steps per variant (default 10, dry 1)")
+    parser.add_argument("--max-batch", type=count_arg(1), default=None, help="batch search cap (default 3200, dry 4)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="stop the batch search after this")
     parser.add_argument("--vgg-weights", default="", help="VGG-19 weights (default: random, same cost)")
     parser.add_argument("--out", help="also write the results as JSON here")

@@ -151,17 +151,6 @@ def variant_arg(text: str) -> str:
     return text
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def bench_model(model_name: str, content: str, args: argparse.Namespace, vgg_path: str) -> list[dict[str, Any]]:
     """Time one copy per variant of one model alternately; one result row per copy."""
     batch = {"phone": tf.constant(photo_like(args.batch, args.patch, 1)),

@@ -156,7 +156,7 @@ def _kubeflow(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(minimum: int, maximum: int | None = None, example: int | None = None) -> Callable[[str], int]:
+def count_arg(minimum: int, maximum: int | None = None, example: int | None = None) -> Callable[[str], int]:
     """argparse type: an integer in [minimum, maximum]; anything else is a usage error (exit 2) that
     says what to pass, before any model loads."""
     wanted = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
@@ -227,17 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True,
                    help="a .tflite file, a SavedModel folder, or a TF1 checkpoint prefix (models_orig/iphone_orig)")
     p.add_argument("--out", required=True, help="output folder (same names and formats as the inputs)")
-    p.add_argument("--tile", type=_count(0, example=512), default=512,
+    p.add_argument("--tile", type=count_arg(0, example=512), default=512,
                    help="tile side in pixels (bounds memory; at least 2 * the model's receptive-field radius "
                         "+ 1); 0: whole image")
-    p.add_argument("--quality", type=_count(1, 100, example=95), default=95,
+    p.add_argument("--quality", type=count_arg(1, 100, example=95), default=95,
                    help="JPEG quality of the outputs (1-100)")
-    p.add_argument("--threads", type=_count(1, example=2), default=2, help="TFLite threads")
-    p.add_argument("--overlap", type=_count(0, example=64), default=None, metavar="PX",
+    p.add_argument("--threads", type=count_arg(1, example=2), default=2, help="TFLite threads")
+    p.add_argument("--overlap", type=count_arg(0, example=64), default=None, metavar="PX",
                    help=".tflite only: pixels the tiles overlap (2 x the receptive-field radius), for a model whose "
                         "graph cannot be walked and whose metadata says nothing (e.g. a fixed-size mobile-challenge "
                         "model: 64 is assumed); overrides what the model says")
-    p.add_argument("--max-pixels", type=_count(0, example=250_000_000), default=250_000_000, metavar="N",
+    p.add_argument("--max-pixels", type=count_arg(0, example=250_000_000), default=250_000_000, metavar="N",
                    help="skip (in one line) photos of more than N pixels, width x height; tiled, a photo takes "
                         "about 8 bytes a pixel in 8-bit (12 in 16-bit); 0: no limit (default 250 million)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

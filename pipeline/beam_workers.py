@@ -276,28 +276,6 @@ def unreachable_workers(beam_args: list[str]) -> str | None:
                 f"phone2dslr.pipeline.beam_workers {start} --port {port}`, or fix beam_pipeline_args")
 
 
-def _port_arg(text: str) -> int:
-    """argparse type of --port: 1..65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {text!r}")
-    return value
-
-
-def _count_arg(text: str) -> int:
-    """argparse type of --workers / --threads: >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
 def _port_taken(port: int) -> bool:
     """Whether something already listens on `port` (gRPC would bind beside it with SO_REUSEPORT
     and share its jobs without a word)."""
@@ -316,11 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         a = workers.parse_args(argv[1:])
         serve_dask_workers(a.scheduler, a.workers, a.threads)
         return 0
+    from phone2dslr.cli import count_arg  # the CLI's argparse type: one line that says what to pass
+
     parser = argparse.ArgumentParser(prog="python -m phone2dslr.pipeline.beam_workers")
     parser.add_argument("what", choices=("pool", "dask"))
-    parser.add_argument("--port", type=_port_arg, default=None)
-    parser.add_argument("--workers", type=_count_arg, default=2, help="dask worker processes")
-    parser.add_argument("--threads", type=_count_arg, default=1, help="threads per dask worker")
+    parser.add_argument("--port", type=count_arg(1, 65535), default=None)
+    parser.add_argument("--workers", type=count_arg(1), default=2, help="dask worker processes")
+    parser.add_argument("--threads", type=count_arg(1), default=1, help="threads per dask worker")
     args = parser.parse_args(argv)
     if args.port and _port_taken(args.port):
         print(f"error: port {args.port} is in use (another worker pool or scheduler?); pick another --port",

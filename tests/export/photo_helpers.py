@@ -77,3 +77,19 @@ def read_png(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         width, height, rows, info = png.Reader(file=f).read()
         values = np.array([np.asarray(row) for row in rows])
     return values.reshape(height, width, info["planes"]).astype(np.uint16 if info["bitdepth"] > 8 else np.uint8), info
+
+
+def save_tiny_generator(folder: str, filters: int, seed: int) -> str:
+    """A two-layer, norm-free generator (9x9 conv with `filters` ReLU channels, 3x3 sigmoid conv to
+    RGB; receptive-field radius 5) with seeded random weights, saved with the image signatures
+    under `folder`; returns the SavedModel path. TensorFlow is imported here, not by the module."""
+    import tf_keras as keras
+
+    from phone2dslr.trainer.serving import export_image_generator
+
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(filters, 9, padding="same", activation="relu")(image)
+    x = keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid")(x)
+    export_image_generator(keras.Model(image, x), folder)
+    return folder

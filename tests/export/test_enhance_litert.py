@@ -23,7 +23,7 @@ from PIL import Image
 
 from phone2dslr import cli
 from phone2dslr.export import enhance, tflite_convert, tflite_metadata, tflite_runtime, tiles
-from phone2dslr.trainer.serving import export_image_generator
+from tests.export.photo_helpers import save_tiny_generator
 
 RADIUS = 5  # 9x9 conv (4) then 3x3 conv (1)
 HEAVY = ("tensorflow", "tf_keras", "tfx", "keras")
@@ -45,12 +45,8 @@ sys.exit(rc)
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     """The same tiny generator as a SavedModel, a dynamic-size float32 .tflite and a fixed 24x24 one."""
-    keras.utils.set_random_seed(11)
-    image = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(4, 9, padding="same", activation="relu")(image)
-    x = keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid")(x)
     root = tmp_path_factory.mktemp("models")
-    export_image_generator(keras.Model(image, x), str(root / "serving"))
+    save_tiny_generator(str(root / "serving"), filters=4, seed=11)
     paths = {"saved_model": str(root / "serving")}
     for variant in ("float32", "fixed"):
         paths[variant] = str(root / f"{variant}.tflite")

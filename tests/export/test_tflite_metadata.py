@@ -13,23 +13,17 @@ import numpy as np
 import pytest
 
 import phone2dslr  # noqa: F401  (Keras/TF environment first)
-import tf_keras as keras
 from ai_edge_litert import schema_py_generated as schema
 
 from phone2dslr.export import tflite_convert, tflite_metadata, tflite_runtime
-from phone2dslr.trainer.serving import export_image_generator
+from tests.export.photo_helpers import save_tiny_generator
 
 FIELDS = {"name": "test enhancer", "version": "model artifact 7", "author": "the tests", "license": "Apache-2.0"}
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> dict[str, bytes]:
-    keras.utils.set_random_seed(2)
-    image = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 9, padding="same", activation="relu")(image)
-    x = keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid")(x)
-    saved_model = str(tmp_path_factory.mktemp("model") / "serving")
-    export_image_generator(keras.Model(image, x), saved_model)
+    saved_model = save_tiny_generator(str(tmp_path_factory.mktemp("model") / "serving"), filters=8, seed=2)
     return {v: tflite_convert.convert(saved_model, v, fixed_tile=32) for v in ("float32", "dynamic_int8", "fixed")}
 
 
