@@ -38,7 +38,7 @@ from phone2dslr.trainer import models  # noqa: E402
 
 import input_rate  # noqa: E402
 from train_bench import parse_variant, photo_like, step_gflop, variant_arg, vgg_weights_file  # noqa: E402
-from phone2dslr.cli import count_arg  # noqa: E402
+from phone2dslr.console import count_arg  # noqa: E402
 
 # Dense (no structured sparsity) peak TFLOP/s from the vendors' datasheets, SXM/PCIe as named:
 # (bf16/fp16 tensor, TF32 tensor = what float32 matmuls/convs run as on Ampere+ by default).

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 import phone2dslr    # noqa: F401  (sets the Keras/TF environment before TensorFlow loads)
 from phone2dslr import config as config_lib
 from phone2dslr import console
+from phone2dslr.console import count_arg
 from phone2dslr.errors import one_line
 
 
@@ -154,24 +155,6 @@ def _kubeflow(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
-
-
-def count_arg(minimum: int, maximum: int | None = None, example: int | None = None) -> Callable[[str], int]:
-    """argparse type: an integer in [minimum, maximum]; anything else is a usage error (exit 2) that
-    says what to pass, before any model loads."""
-    wanted = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
-    if example is not None:
-        wanted += f", e.g. {example}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"got {text!r}; pass {wanted}")
-        return value
-    return parse
 
 
 def _terse_usage_errors(parser: argparse.ArgumentParser) -> None:

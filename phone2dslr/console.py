@@ -23,6 +23,7 @@ sees the GPU and says so in one line when it does not.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.abc
 import importlib.machinery
@@ -33,7 +34,7 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 # Abseil's format ("I0000 00:00:1795956670.953592   14640 port.cc:153] ..."), the older TSL one
@@ -263,3 +264,21 @@ def _listdir(path: str) -> list[str]:
         return os.listdir(path)
     except OSError:
         return []
+
+
+def count_arg(minimum: int, maximum: int | None = None, example: int | None = None) -> Callable[[str], int]:
+    """argparse type: an integer in [minimum, maximum]; anything else is a usage error (exit 2) that
+    says what to pass, before any model loads."""
+    wanted = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+    if example is not None:
+        wanted += f", e.g. {example}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"got {text!r}; pass {wanted}")
+        return value
+    return parse

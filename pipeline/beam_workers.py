@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         a = workers.parse_args(argv[1:])
         serve_dask_workers(a.scheduler, a.workers, a.threads)
         return 0
-    from phone2dslr.cli import count_arg  # the CLI's argparse type: one line that says what to pass
+    from phone2dslr.console import count_arg  # the CLI's argparse type: one line that says what to pass
 
     parser = argparse.ArgumentParser(prog="python -m phone2dslr.pipeline.beam_workers")
     parser.add_argument("what", choices=("pool", "dask"))
