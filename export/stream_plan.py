@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+import tensorflow as tf
 import tf_keras as keras
 
+from phone2dslr.export.stream_spec import StageSpec, StreamSpec
 from phone2dslr.export.tiles import NotTileableError
 from phone2dslr.trainer.blocks import _POINTWISE
 
@@ -77,6 +79,18 @@ class Plan:
     output_id: str
     channels: dict[str, int]
     last_use: dict[str, int]
+
+    def spec(self) -> StreamSpec:
+        """The plan without Keras objects (export/stream_spec.py): tensors named t0, t1, ... in graph
+        order (t0 the photo), normalizations by their index in `norms`."""
+        names = {t: f"t{k}" for k, t in enumerate(self.channels)}
+        index = {id(norm): j for j, norm in enumerate(self.norms)}
+        stages = [StageSpec(stage.index, [names[t] for t in stage.inputs], [names[t] for t in stage.stores],
+                            [index[id(n)] for n in stage.stats], [index[id(n)] for n in stage.opens], stage.final,
+                            stage.radius) for stage in self.stages]
+        return StreamSpec(stages, {names[t]: c for t, c in self.channels.items()},
+                          {names[t]: s for t, s in self.last_use.items()}, [names[n.input_id] for n in self.norms],
+                          names[self.input_id], names[self.output_id])
 
 
 def layer_reach(layer: keras.layers.Layer) -> int:
@@ -172,6 +186,33 @@ def _stage_radius(stage: Stage, reach: dict[str, int], output_id: str) -> int:
         radius[out] = reach[out] + max(radius.get(i, 0) for i in node.flat_input_ids)
     needed = stage.stores + [n.input_id for n in stage.stats] + ([output_id] if stage.final else [])
     return max((radius.get(t, 0) for t in needed), default=0)
+
+
+def _arguments(node: Any, values: dict[str, Any]) -> tuple[tuple, dict]:
+    """A node's call arguments with its Keras inputs replaced by computed tensors (as Keras'
+    Node.map_arguments, without consuming them: one tensor may feed several layers)."""
+    if node._single_positional_tensor_passed:
+        return (values[node.flat_input_ids[0]],), {}
+    flat = list(node._flat_arguments)
+    for tensor_id, index in node._keras_inputs_ids_and_indices:
+        flat[index] = values[tensor_id]
+    args, kwargs = tf.nest.pack_sequence_as((node.call_args, list(node.call_kwargs.values())), flat)
+    return tuple(args), dict(zip(node.call_kwargs.keys(), kwargs))
+
+
+def run_nodes(stage: Stage, values: dict[str, Any], normalize: Callable[[str, Any], Any]) -> None:
+    """Compute the stage's tensors into `values` (tensor id -> tensor; holds its inputs), layer by
+    layer in inference mode; a normalization that opens the stage is `normalize(output id, input)`."""
+    opening = {norm.output_id for norm in stage.opens}
+    for node in stage.nodes:
+        out = node.flat_output_ids[0]
+        if out in opening:
+            values[out] = normalize(out, values[node.flat_input_ids[0]])
+            continue
+        args, kwargs = _arguments(node, values)
+        if getattr(node.layer, "_expects_training_arg", False) and "training" not in kwargs:
+            kwargs["training"] = False
+        values[out] = node.layer(*args, **kwargs)
 
 
 _PLANS: "weakref.WeakKeyDictionary[keras.Model, Plan]" = weakref.WeakKeyDictionary()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from phone2dslr.export import official_dped, stream_plan, streamed_norm
+from phone2dslr.export import official_dped, stream_plan, stream_spec, streamed_norm
 from phone2dslr.export.tiles import NotTileableError
 from phone2dslr.trainer.dped_networks import build_generator
 from phone2dslr.trainer.instance_norm import InstanceNormalization
@@ -71,9 +71,9 @@ def test_streamed_equals_whole_image(official, size, band):
 
 def test_bands_thinned_to_the_transfer_limit(official, monkeypatch):
     """Windows above TRANSFER_BYTES are thinned per stage (here to a few rows); still exact."""
-    monkeypatch.setattr(streamed_norm, "TRANSFER_BYTES", 20 * 53 * 8 * 4)
+    monkeypatch.setattr(stream_spec, "TRANSFER_BYTES", 20 * 53 * 8 * 4)
     p = stream_plan.plan(official)
-    assert [streamed_norm.stage_band(p, s, 53, 100) for s in p.stages] == [100] + [18] * 7 + [8]
+    assert [stream_spec.stage_band(p.spec(), s, 53, 100) for s in p.spec().stages] == [100] + [18] * 7 + [8]
     x = _image(37, 53, seed=12)
     calls = []
     out = streamed_norm.streamed_predict(official, x, band=100, on_tile=lambda: calls.append(1))
@@ -97,13 +97,13 @@ def test_statistics_per_band_would_fail(official, monkeypatch):
     halves = np.concatenate([official(x[:, :20]).numpy(), official(x[:, 20:]).numpy()], axis=1)
     assert np.abs(halves - whole).max() > 1e-2
 
-    original = streamed_norm._Moments.add
+    original = stream_spec._Moments.add
 
     def last_band_only(self, width, means, variances):
         self.count, self.mean, self.m2 = 0, np.zeros_like(self.mean), np.zeros_like(self.m2)
         original(self, width, means, variances)
 
-    monkeypatch.setattr(streamed_norm._Moments, "add", last_band_only)
+    monkeypatch.setattr(stream_spec._Moments, "add", last_band_only)
     forgetful = streamed_norm.streamed_predict(official, x, band=16)
     assert np.abs(forgetful - whole).max() > 1e-2
 
@@ -129,7 +129,7 @@ def test_memory_is_two_whole_image_arrays(official, monkeypatch):
     own mmaps; other NumPy memory is the output and a few band windows (16 rows + halo)."""
     x = _image(160, 96, seed=1)
     streamed_norm.streamed_predict(official, x, band=16)  # traced before measuring
-    made, alive, original = [], [], streamed_norm._whole_image_array
+    made, alive, original = [], [], stream_spec._whole_image_array
 
     def counted(shape, dtype):
         array = original(shape, dtype)
@@ -137,7 +137,7 @@ def test_memory_is_two_whole_image_arrays(official, monkeypatch):
         alive.append(sum(r() is not None for r in made))
         return array
 
-    monkeypatch.setattr(streamed_norm, "_whole_image_array", counted)
+    monkeypatch.setattr(stream_spec, "_whole_image_array", counted)
     tracemalloc.start()
     streamed_norm.streamed_predict(official, x, band=16)
     peak = tracemalloc.get_traced_memory()[1]
