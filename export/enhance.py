@@ -4,9 +4,11 @@ Models (`load_enhancer`): a `.tflite` file (LiteRT), a SavedModel folder (its `e
 signature), or an official DPED TF1 checkpoint prefix (export/official_dped.py, run as Keras).
 Each is tiled exactly (export/tiles.py, export/tiling.py): the receptive field is read off the
 TFLite or SavedModel graph, or the Keras layer graph. Models that normalize over the image (the
-official DPED weights) are streamed exactly (export/streamed_norm.py) when they can be run as Keras: the checkpoint,
-and a SavedModel that `import-dped` wrote. A TFLite file of such a model cannot be cut at a layer
-and runs on the whole image (memory grows with the photo).
+official DPED weights) are streamed exactly, stage by stage: as Keras (export/streamed_norm.py) for
+the checkpoint and a SavedModel that `import-dped` wrote, on LiteRT for a streamable `.tflite`
+(export/streamed_tflite.py, export/enhance_tflite.py), which recomputes tile by tile instead when
+its whole-image activations would exceed `stream_memory`. Another TFLite file of such a model cannot
+be cut at a layer and runs on the whole image (memory grows with the photo).
 
 A `.tflite` file runs on LiteRT alone: that path imports no TensorFlow (a test checks it), so it
 also runs on the minimal runtime install (README). A `.tflite` whose input size is fixed ([1, T, T,
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import os
-import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,9 +47,12 @@ from phone2dslr.export.enhance_checks import (  # noqa: F401  (re-exported: the 
     check_tile)
 from phone2dslr.export.photo_files import (  # noqa: F401  (re-exported: the run report's names)
     DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, FORMATS, Photo, PhotoError, read_photo, write_photo)
+from phone2dslr.export.streamed_tflite import DEFAULT_STREAM_MEMORY
 
 if TYPE_CHECKING:  # imported on first use instead: TensorFlow takes seconds to load
     import tf_keras as keras
+
+    from phone2dslr.export.streamed_tflite import StreamedTFLite
 
 # A photo's reason in the summary: the message alone (the caller words the kind), bounded.
 _one_line = functools.partial(one_line, with_type=False, limit=300)
@@ -64,6 +68,12 @@ class Enhancer:
     keras_model: keras.Model | None = None  # set for checkpoints: tiled in passes
     note: str = ""
     fixed: tuple[int, int] | None = None  # (rows, columns) of a model whose input size is fixed: its tile
+    # Models normalizing over the image: a streamable .tflite (export/streamed_tflite.py), the dtype
+    # of the whole-image activations kept between stages (float32 exact, float16 half the memory),
+    # and the MiB a streamable .tflite may keep before it recomputes tile by tile instead.
+    streamed: StreamedTFLite | None = None
+    storage: str = "float32"
+    stream_memory: float = DEFAULT_STREAM_MEMORY
 
     @property
     def min_tile(self) -> int | None:
@@ -73,6 +83,8 @@ class Enhancer:
             from phone2dslr.export import tiling
 
             return 2 * max(tiling.pass_radii(self.keras_model)) + 1
+        if self.streamed is not None:
+            return self.streamed.min_tile()
         return None if self.radius is None or self.fixed else 2 * self.radius + 1
 
     def tiles(self, height: int, width: int, tile: int) -> int:
@@ -80,7 +92,9 @@ class Enhancer:
         if self.keras_model is not None:
             from phone2dslr.export import tiling
 
-            return tiling.tiled_predict_count(self.keras_model, height, width, tile)
+            return tiling.tiled_predict_count(self.keras_model, height, width, tile, self.storage)
+        if self.streamed is not None:
+            return self.streamed.count(height, width, tile, self.storage, self.stream_memory)
         if self.radius is None:
             return 1
         if self.fixed:
@@ -100,7 +114,11 @@ class Enhancer:
         if self.keras_model is not None:
             from phone2dslr.export import tiling
 
-            out = tiling.tiled_predict(self.keras_model, image, tile=tile, on_tile=on_tile, dtype=dtype)
+            out = tiling.tiled_predict(self.keras_model, image, tile=tile, on_tile=on_tile, dtype=dtype,
+                                       storage=self.storage)
+        elif self.streamed is not None:
+            out = self.streamed.run(image, tile=tile, storage=self.storage, memory_mib=self.stream_memory,
+                                    on_tile=on_tile, dtype=dtype)
         elif self.fixed:
             out = tiles.tiled_apply(self.fn, image, tile=self.fixed, radius=self.radius or 0, on_tile=on_tile,
                                     dtype=dtype, fixed=True)
@@ -114,9 +132,12 @@ class Enhancer:
         return np.clip(out, 0.0, 1.0) if np.issubdtype(out.dtype, np.floating) else out
 
 
-def load_enhancer(path: str, threads: int = 2, overlap: int | None = None) -> Enhancer:
+def load_enhancer(path: str, threads: int = 2, overlap: int | None = None, storage: str = "float32",
+                  stream_memory: float = DEFAULT_STREAM_MEMORY) -> Enhancer:
     """A `.tflite` file, a SavedModel folder or an official DPED checkpoint prefix as an Enhancer.
 
+    `storage` (float32 or float16) and `stream_memory` (MiB) apply to models that normalize over the
+    image (see `Enhancer`).
     `overlap` (pixels, a .tflite only): how much tiles overlap, 2 x the receptive-field radius, in
     place of what the model's graph or metadata say (for models whose graph cannot be walked).
     Raises EnhanceError (one line) when `path` is not one of those (see `check_model_path`, which
@@ -128,7 +149,9 @@ def load_enhancer(path: str, threads: int = 2, overlap: int | None = None) -> En
         raise EnhanceError(f"--overlap applies to .tflite models only; model {path} is a {kind.replace('_', ' ')}, "
                            "whose receptive field is read off the model: leave --overlap out")
     if kind == "tflite":
-        return _load_tflite(path, threads, overlap)
+        from phone2dslr.export.enhance_tflite import load_tflite
+
+        return load_tflite(path, threads, overlap, storage=storage, stream_memory=stream_memory)
     from phone2dslr.export import official_dped, tflite_convert, tiling  # TensorFlow: only for these kinds
 
     if kind == "saved_model":
@@ -137,16 +160,16 @@ def load_enhancer(path: str, threads: int = 2, overlap: int | None = None) -> En
         except tflite_convert.TFLiteExportError as e:
             raise EnhanceError(str(e)) from None
         result = _with_radius(Enhancer("saved_model", enhancer), lambda: tiling.graph_radius(enhancer._fn))
-        return result if result.radius is not None else _keras_passes(path, result)
+        return result if result.radius is not None else _keras_passes(path, result, storage)
     try:
         model = official_dped.load_generator(path)
     except official_dped.OfficialCheckpointError as e:
         raise EnhanceError(str(e)) from None
-    return Enhancer("official DPED checkpoint", tiling.keras_fn(model), keras_model=model,
-                    note=f"instance norm: exact tiles in {tiling.passes(model)} sweeps")
+    return Enhancer("official DPED checkpoint", tiling.keras_fn(model), keras_model=model, storage=storage,
+                    note=f"instance norm: streamed exactly in {tiling.passes(model)} stages")
 
 
-def _keras_passes(path: str, fallback: Enhancer) -> Enhancer:
+def _keras_passes(path: str, fallback: Enhancer, storage: str) -> Enhancer:
     """A SavedModel that normalizes over the image, reloaded as Keras to tile it in passes if it can be."""
     import tf_keras as keras
 
@@ -160,64 +183,8 @@ def _keras_passes(path: str, fallback: Enhancer) -> Enhancer:
         return fallback  # not a Keras model we can cut at its normalization layers
     if not tiling.spatial_norm_layers(model):
         return fallback
-    return Enhancer("saved_model (Keras)", tiling.keras_fn(model), keras_model=model,
-                    note=f"instance norm: exact tiles in {tiling.passes(model)} sweeps")
-
-
-def _load_tflite(path: str, threads: int, overlap: int | None) -> Enhancer:
-    """A .tflite file on LiteRT (no TensorFlow), with its radius from the graph, metadata or `overlap`."""
-    from phone2dslr.export import tflite_graph, tflite_metadata, tflite_runtime
-
-    try:
-        content = tflite_runtime.read_bytes(path)
-        runner = tflite_runtime.TFLiteRunner(content, threads=threads)
-    except (ValueError, RuntimeError) as e:  # a damaged flatbuffer; TFLiteExportError: not an image model
-        raise EnhanceError(f"model {path} cannot be loaded: {_one_line(e)}") from None
-    except OSError as e:
-        raise EnhanceError(f"cannot read model {path}: {e.strerror or _one_line(e)}") from None
-    enhancer = Enhancer("tflite", runner, fixed=runner.fixed_size)
-    try:
-        radius, why = tflite_graph.tflite_radius(content), ""
-    except tiles.NotTileableError as e:
-        radius, why = None, str(e)
-    if overlap is not None:  # tiles overlap by 2 x radius: an odd --overlap is rounded up
-        enhancer.radius = -(-overlap // 2)
-        enhancer.note = f"tiles overlap {2 * enhancer.radius} px (--overlap)" + (
-            f", less than the {2 * radius} px its graph needs: expect seams" if radius and radius > enhancer.radius
-            else "")
-        return _check_fixed(enhancer, path)
-    if radius is not None:
-        enhancer.radius, enhancer.note = radius, f"receptive-field radius {radius} px"
-        return _check_fixed(enhancer, path)
-    try:
-        info = tflite_metadata.read_metadata(content)
-    except (ValueError, IndexError, TypeError, struct.error):  # a damaged metadata buffer says nothing usable
-        info = None
-    said = None if info is None else info.tiling.get("overlap")
-    if isinstance(said, int) and said >= 0:
-        enhancer.radius, enhancer.note = -(-said // 2), f"tiles overlap {said} px (the model's metadata)"
-    elif enhancer.fixed:  # a fixed-size model must be tiled: assume an overlap, and say so
-        enhancer.radius = DEFAULT_OVERLAP // 2
-        enhancer.note = (f"tiles overlap {DEFAULT_OVERLAP} px, assumed: no receptive field in its graph ({why}) "
-                         "or metadata; pass --overlap N to set it")
-    else:
-        enhancer.note = f"whole image per photo (not tileable: {why})"
-    return _check_fixed(enhancer, path)
-
-
-def _check_fixed(enhancer: Enhancer, path: str) -> Enhancer:
-    """A fixed-size model's note; EnhanceError when its input cannot hold the overlap."""
-    if not enhancer.fixed:
-        return enhancer
-    rows, cols = enhancer.fixed
-    overlap_px = 2 * (enhancer.radius or 0)
-    if min(rows, cols) <= overlap_px:
-        raise EnhanceError(f"model {path} takes a fixed {rows}x{cols} input, which tiles overlapping by "
-                           f"{overlap_px} px cannot use (no output would be kept); pass --overlap N of at most "
-                           f"{2 * ((min(rows, cols) - 1) // 2)} to tile it approximately, or use a model with a "
-                           "larger input")
-    enhancer.note = f"fixed input {rows}x{cols}: tiles of that size; {enhancer.note}"
-    return enhancer
+    return Enhancer("saved_model (Keras)", tiling.keras_fn(model), keras_model=model, storage=storage,
+                    note=f"instance norm: streamed exactly in {tiling.passes(model)} stages")
 
 
 def _with_radius(enhancer: Enhancer, radius: Callable[[], int]) -> Enhancer:

@@ -13,8 +13,9 @@ shift and scale ([F] each), created in that order as `generator/Variable`, `gene
 
 The network is trainer/dped_networks.build_official_generator (the official-code recipe trains
 it). It normalizes over the whole image: export/tiling.py streams it exactly, each layer once
-(Keras, export/streamed_norm.py), while its exported SavedModel and TFLite files run on the whole
-image. Extra variables in the checkpoint (discriminator, optimizer slots) are ignored.
+(Keras, export/streamed_norm.py); its float32 and float16 TFLite files carry stage signatures
+(export/tflite_stages.py) that `enhance` streams on LiteRT (export/streamed_tflite.py), the other
+variants run on the whole image. Extra variables in the checkpoint (discriminator, optimizer slots) are ignored.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     Parity is checked on one synthetic 96x128 image (no photos are needed for this step); a variant
     below `min_parity_psnr` dB is written under rejected/. Returns paths and per-variant results.
     """
-    from phone2dslr.export import tflite_checks, tflite_convert
+    from phone2dslr.export import tflite_checks, tflite_convert, tflite_stages
     from phone2dslr.trainer.serving import export_image_generator
 
     model = load_generator(checkpoint)
@@ -118,8 +119,11 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     reference = tflite_convert.SavedModelEnhancer(saved_model_dir)(probe)
     results: dict[str, Any] = {}
     for variant in variants:
-        content = tflite_convert.convert(saved_model_dir, variant,
-                                         representative_images=[probe] if variant == "int8" else None)
+        if variant in tflite_stages.STREAM_VARIANTS:  # + stage signatures: `enhance` streams it exactly
+            content = tflite_stages.convert_streamable(model, variant)
+        else:
+            content = tflite_convert.convert(saved_model_dir, variant,
+                                             representative_images=[probe] if variant == "int8" else None)
         result = tflite_checks.evaluate_variant(variant, content, [reference], [tflite_checks.EvalImage(probe)],
                                                 min_parity_psnr, latency_size=(96, 128), threads=threads,
                                                 latency_runs=1)

@@ -179,7 +179,7 @@ def stream(spec: StreamSpec, run: RunStage, image: np.ndarray, *, band: int, sto
             safe = max(0, r1 - h) if r1 < height else height  # rows no later band of this stage reads
             for t, value in zip(stage.stores, stored):
                 if t in delayed:
-                    delayed[t].write(np.asarray(value, storage), r0, safe)
+                    delayed[t].write(value, r0, safe)
                 else:
                     buffers[t][r0:r1] = value
             for j, (mean, var) in zip(stage.stats, band_moments):
@@ -236,11 +236,11 @@ class _DelayedRows:
         self.array, self.start, self.pending = array, 0, array[:0].copy()
 
     def write(self, rows: np.ndarray, r0: int, safe: int) -> None:
-        """rows: output rows [r0, r0 + len(rows)) in the array's dtype; safe: rows < safe may be
+        """rows: output rows [r0, r0 + len(rows)) (converted to the array's dtype); safe: rows < safe may be
         overwritten now (non-decreasing from call to call; the image height on the last band)."""
         n = max(0, min(r0, safe) - self.start)  # pending rows that became safe
         self.array[self.start:self.start + n] = self.pending[:n]
         m = max(0, safe - r0)  # new rows that are safe already
         self.array[r0:r0 + m] = rows[:m]
-        self.pending = np.concatenate([self.pending[n:], rows[m:]])
+        self.pending = np.concatenate([self.pending[n:], rows[m:].astype(self.array.dtype)])
         self.start = safe  # pending is now rows [safe, r1): [min(r0, safe), r0) and [max(r0, safe), r1)

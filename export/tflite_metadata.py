@@ -176,38 +176,50 @@ def metadata_buffer(info: ModelInfo) -> bytes:
 
 def add_metadata(model: bytes, info: ModelInfo) -> bytes:
     """`model` (TFLite flatbuffer bytes) with `info` as its TFLITE_METADATA (replacing any there)."""
+    return put_buffer(model, METADATA_NAME, metadata_buffer(info))
+
+
+def put_buffer(model: bytes, name: str, data: bytes) -> bytes:
+    """`model` (TFLite bytes) with `data` in a buffer named by the model metadata entry `name`
+    (replacing one of that name): the schema's place for named data, e.g. TFLITE_METADATA."""
     from ai_edge_litert import schema_py_generated as schema
 
     obj = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(metadata_buffer(info), np.uint8)
+    buffer.data = np.frombuffer(data, np.uint8)
     obj.metadata = list(obj.metadata or [])
-    entry = next((m for m in obj.metadata if _text(m.name) == METADATA_NAME), None)
+    entry = next((m for m in obj.metadata if _text(m.name) == name), None)
     if entry is None:
         entry = schema.MetadataT()
-        entry.name = METADATA_NAME
+        entry.name = name
         entry.buffer = len(obj.buffers)
         obj.buffers.append(buffer)
         obj.metadata.append(entry)
     else:
         obj.buffers[entry.buffer] = buffer
-    b = flatbuffers.Builder(len(model) + 4096)
+    b = flatbuffers.Builder(len(model) + len(data) + 4096)
     b.Finish(obj.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def read_buffer(model: bytes, name: str) -> bytes | None:
+    """The data of the model metadata entry `name` in `model` (TFLite bytes); None without one."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(bytes(model), 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if _text(entry.Name()) == name:
+            return root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    return None
 
 
 def read_metadata(model: bytes) -> ModelInfo | None:
     """The metadata `add_metadata` wrote into `model` (TFLite bytes); None when it has none.
 
     Raises ValueError when the TFLITE_METADATA buffer is not a metadata flatbuffer (no M001)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    root = schema.Model.GetRootAs(bytes(model), 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if _text(entry.Name()) == METADATA_NAME:
-            return _parse(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-    return None
+    data = read_buffer(model, METADATA_NAME)
+    return None if data is None else _parse(data)
 
 
 def _parse(buf: bytes) -> ModelInfo:

@@ -45,7 +45,12 @@ class InstanceNormalization(keras.layers.Layer):
         # over H x W pixels (as Keras' own normalization layers do, trainer/precision.py).
         x32 = tf.cast(x, tf.float32)
         mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
-        return tf.cast((x32 - mean) / tf.sqrt(var + self.epsilon) * self.scale + self.shift, x.dtype)
+        return tf.cast(self.normalize(x32, mean, var), x.dtype)
+
+    def normalize(self, x: tf.Tensor, mean: tf.Tensor, var: tf.Tensor) -> tf.Tensor:
+        """x [B, H, W, C] float32 normalized with given statistics (mean, var broadcastable to x, e.g.
+        [C] for whole-image statistics a streamed run completed: export/tflite_stages.py)."""
+        return (x - mean) / tf.sqrt(var + self.epsilon) * self.scale + self.shift
 
     def fixed_stats(self, mean: np.ndarray, var: np.ndarray) -> keras.layers.Layer:
         """This normalization with given statistics: a pointwise per-channel affine (export/tiling.py)."""

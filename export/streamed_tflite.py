@@ -1,0 +1,236 @@
+"""Streamable `.tflite` files of instance-normalized generators on LiteRT alone: exact, bounded memory.
+
+A file written by export/tflite_stages.py holds one signature per stage of the generator's stage
+plan and the plan itself (a StreamSpec, export/stream_spec.py) in the model metadata entry
+STREAM_NAME. `StreamedTFLite` runs it two ways, both equal to the whole-image model up to float
+rounding:
+
+- `stream`: each stage sweeps the photo once in full-width bands of rows (export/stream_spec.py);
+  what later stages read is kept whole-image (for DPED two 64-channel arrays: 1.6 GB float32 or
+  0.8 GB float16 on a 2048x1536 photo). Every layer is computed once.
+- `recompute`: nothing is kept whole-image. For each stage k that completes normalizations, every
+  tile of the photo is run through stages 0..k (the window shrinks by each stage's halo; at the
+  photo's border it does not, as there the zero padding is the whole-image run's own) and the
+  statistics of stage k's normalization inputs are accumulated over the tiles' kept parts; a last
+  pass runs all stages per tile. Memory is bounded by the tile whatever the photo's size (a 12 MP
+  photo fits in well under 1.5 GB), at about (stages + 1) / 2 times the convolutions.
+
+No TensorFlow here: `enhance` with a `.tflite` runs on the minimal runtime install. Each stage gets
+a fresh interpreter that is dropped when the stage ends, so one stage's LiteRT buffers (sized by
+its band) are freed before the next stage's are allocated.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+from numpy.typing import DTypeLike
+
+from phone2dslr.console import native_log_threshold
+from phone2dslr.export import stream_spec
+from phone2dslr.export.stream_spec import StreamSpec, _Moments
+from phone2dslr.export.tflite_metadata import read_buffer
+from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, spans, to_samples
+
+STREAM_NAME = "phone2dslr.stream"  # the model metadata entry holding the StreamSpec JSON
+MODES = ("stream", "recompute")
+DEFAULT_STREAM_MEMORY = 2048  # MiB of whole-image activations `run` may keep (--stream-memory)
+# LiteRT holds about four times the bytes per band pixel that TensorFlow does (its arena plus
+# XNNPACK's buffers and indirection tables): bands are a quarter of stream_spec.band_rows. Measured on
+# a 2048x1536 photo, official generator: 32-row bands 1883 MiB peak, 128-row 2173 MiB, same speed.
+BAND_DIVISOR = 4
+
+
+def read_spec(content: bytes) -> StreamSpec | None:
+    """The StreamSpec of a streamable `.tflite` (bytes); None for any other TFLite file.
+
+    Raises ValueError when the entry is there but is not a spec (a damaged file)."""
+    data = read_buffer(content, STREAM_NAME)
+    if data is None:
+        return None
+    try:
+        return StreamSpec.from_json(data)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{STREAM_NAME} metadata is not a stream plan: {e}") from None
+
+
+class StreamedTFLite:
+    """A streamable `.tflite` (bytes) on LiteRT: float32 [1, H, W, 3] in [0, 1] -> the model output.
+
+    Raises ValueError when `content` has no stream plan (see `read_spec`)."""
+
+    def __init__(self, content: bytes, threads: int = 2) -> None:
+        spec = read_spec(content)
+        if spec is None:
+            raise ValueError(f"not a streamable TFLite file (no {STREAM_NAME} metadata)")
+        self.spec, self.content, self.threads = spec, bytes(content), threads
+
+    def _runner(self, index: int) -> "_StageRunner":
+        return _StageRunner(self.content, self.threads, f"stage_{index}")
+
+    def _call(self, runner: "_StageRunner", index: int, windows: list, stats: list) -> dict[str, np.ndarray]:
+        stage = self.spec.stages[index]
+        inputs = dict(zip(stage.inputs, windows))
+        for j, (mean, var) in zip(stage.opens, stats):
+            inputs[f"mean{j}"], inputs[f"var{j}"] = mean, var
+        return runner(inputs)
+
+    def stream(self, image: np.ndarray, *, band: int, storage: DTypeLike = np.float32, on_tile: OnTile = None,
+               dtype: DTypeLike = np.float32) -> np.ndarray:
+        """The photo in full-width bands of `band` rows, every layer once (stream_spec.stream: image,
+        band, storage, on_tile and dtype as there). Returns [1, H, W, C'] of `dtype` (float32: not clipped)."""
+        runners: dict[int, _StageRunner] = {}
+
+        def run(index: int, windows: list, stats: list, top: int, rows: int) -> tuple[list, list, Any]:
+            if index not in runners:
+                runners.clear()  # the previous stage's interpreter and its buffers go
+                runners[index] = self._runner(index)
+            stage = self.spec.stages[index]
+            out = self._call(runners[index], index, windows, stats)
+            kept = slice(top, top + rows)
+            return ([out[t][0, kept] for t in stage.stores],
+                    [(out[f"rowmean{j}"][0, kept, 0], out[f"rowvar{j}"][0, kept, 0]) for j in stage.stats],
+                    out["image"][:, kept] if stage.final else None)
+
+        return stream_spec.stream(self.spec, run, image, band=band, storage=storage, on_tile=on_tile, dtype=dtype)
+
+    def mode(self, height: int, width: int, storage: DTypeLike = np.float32,
+             memory_mib: float = DEFAULT_STREAM_MEMORY) -> str:
+        """"stream" when the whole-image activations of a height x width photo fit in `memory_mib`
+        MiB as `storage`, else "recompute"."""
+        return "stream" if self.spec.stored_bytes(height, width, storage) <= memory_mib * 2 ** 20 else "recompute"
+
+    def band(self, tile: int, height: int, width: int) -> int:
+        """Rows per band for `tile` (pixels a side; <= 0: the whole photo in one band per stage)."""
+        return height if tile <= 0 else max(stream_spec.MIN_BAND, stream_spec.band_rows(tile, width) // BAND_DIVISOR)
+
+    def run(self, image: np.ndarray, *, tile: int, storage: DTypeLike = np.float32,
+            memory_mib: float = DEFAULT_STREAM_MEMORY, on_tile: OnTile = None,
+            dtype: DTypeLike = np.float32) -> np.ndarray:
+        """`stream` in bands for `tile` if the activations fit in `memory_mib` MiB, else `recompute`
+        in tiles of `tile` (tile <= 0 always streams, a stage at a time on the whole photo)."""
+        x = _as_batch(image)
+        height, width = x.shape[1], x.shape[2]
+        if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
+            return self.stream(x, band=self.band(tile, height, width), storage=storage, on_tile=on_tile, dtype=dtype)
+        return self.recompute(x, tile=tile, on_tile=on_tile, dtype=dtype)
+
+    def count(self, height: int, width: int, tile: int, storage: DTypeLike = np.float32,
+              memory_mib: float = DEFAULT_STREAM_MEMORY) -> int:
+        """How many band or tile runs `run` makes (for progress bars)."""
+        if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
+            return stream_spec.stream_count(self.spec, height, width, self.band(tile, height, width), storage)
+        return self.recompute_count(height, width, tile)
+
+    def min_tile(self) -> int:
+        """The smallest recompute tile: twice the halo of all stages, plus one."""
+        return 2 * self._halo(len(self.spec.stages) - 1) + 1
+
+    def _passes(self) -> list[int]:
+        """The last stage of each recompute pass: every stage that completes statistics, then the last."""
+        return [s.index for s in self.spec.stages if s.stats] + [len(self.spec.stages) - 1]
+
+    def recompute_count(self, height: int, width: int, tile: int) -> int:
+        """How many tile runs `recompute` makes (for progress bars)."""
+        return sum(len(spans(height, tile, self._halo(k))) * len(spans(width, tile, self._halo(k)))
+                   for k in self._passes())
+
+    def _halo(self, last: int) -> int:
+        return sum(s.radius for s in self.spec.stages[:last + 1])
+
+    def recompute(self, image: np.ndarray, *, tile: int, on_tile: OnTile = None,
+                  dtype: DTypeLike = np.float32) -> np.ndarray:
+        """The photo in tiles of at most `tile` px a side, stages 0..k per tile for each pass k
+        (module docstring). image and dtype as for `stream`. Raises ValueError for tile < 1."""
+        if tile < 1:
+            raise ValueError(f"tile must be >= 1 px, got {tile}")
+        x = _as_batch(image)
+        height, width = x.shape[1], x.shape[2]
+        spec, stats = self.spec, {}
+        out = np.empty((1, height, width, spec.channels[spec.output]), np.dtype(dtype))
+        runners = {s.index: self._runner(s.index) for s in spec.stages}
+        for last in self._passes():
+            stage = spec.stages[last]
+            moments = {j: _Moments(spec.channels[spec.norm_inputs[j]]) for j in stage.stats}
+            halo = self._halo(last)
+            for rows in spans(height, tile, halo):
+                for cols in spans(width, tile, halo):
+                    values = self._chain(runners, x, rows, cols, last, stats)
+
+                    def kept(t: str) -> np.ndarray:  # the tile's kept part of tensor t, [1, h, w, C]
+                        value, (top, left) = values[t]
+                        return value[:, rows.keep_start - top:rows.keep_stop - top,
+                                     cols.keep_start - left:cols.keep_stop - left]
+
+                    for j in stage.stats:
+                        part = kept(spec.norm_inputs[j])[0].astype(np.float64)
+                        moments[j].add(part.shape[1], part.mean(axis=1), part.var(axis=1))
+                    if stage.final:
+                        out[:, rows.keep_start:rows.keep_stop, cols.keep_start:cols.keep_stop] = to_samples(
+                            kept(spec.output), out.dtype)
+                    if on_tile is not None:
+                        on_tile()
+            stats.update({j: m.result() for j, m in moments.items()})
+        return out
+
+    def _chain(self, runners: dict[int, "_StageRunner"], x: np.ndarray, rows: Any, cols: Any, last: int,
+               stats: dict) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
+        """Stages 0..last on one tile window: tensor name -> (its valid part [1, h, w, C], the image
+        (row, column) of that part's top left). Each stage runs on the part of its inputs that all are
+        valid; its output is valid except `radius` px next to window edges inside the photo."""
+        spec = self.spec
+        height, width = x.shape[1], x.shape[2]
+        top, left, bottom, right = rows.read_start, cols.read_start, rows.read_stop, cols.read_stop
+        values = {spec.input: (float_tile(x[:, top:bottom, left:right]), (top, left))}
+        for stage in spec.stages[:last + 1]:
+            windows = []
+            for t in stage.inputs:
+                value, (t_top, t_left) = values[t]
+                windows.append(value[:, top - t_top:bottom - t_top, left - t_left:right - t_left])
+            out = self._call(runners[stage.index], stage.index, windows, [stats[j] for j in stage.opens])
+            h = stage.radius
+            cut_top, cut_left = (h if top > 0 else 0), (h if left > 0 else 0)
+            bottom, right = bottom - (h if bottom < height else 0), right - (h if right < width else 0)
+            top, left = top + cut_top, left + cut_left
+            for t in stage.stores + ([spec.output] if stage.final else []):
+                value = out["image" if t == spec.output else t]
+                values[t] = (value[:, cut_top:cut_top + bottom - top, cut_left:cut_left + right - left], (top, left))
+        return values
+
+
+class _StageRunner:
+    """One stage signature on its own interpreter, called with NumPy arrays of any float dtype.
+
+    Inputs are written straight into LiteRT's input tensors (float16 windows are converted while
+    copying) and outputs are returned as views of its output tensors, valid until the next call:
+    no band-sized temporaries, which glibc would otherwise keep around between bands (measured:
+    SignatureRunner's copies added ~300 MB to the peak of a 2048x1536 photo). Uses the
+    interpreter wrapper's subgraph-indexed calls, as SignatureRunner itself does."""
+
+    def __init__(self, content: bytes, threads: int, key: str) -> None:
+        with native_log_threshold():  # "Created TensorFlow Lite XNNPACK delegate" (INFO)
+            self.interpreter = Interpreter(model_content=content, num_threads=threads)
+            runner = self.interpreter.get_signature_runner(key)
+        self.wrapper, self.subgraph = self.interpreter._interpreter, runner._subgraph_index
+        self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
+        self.outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def _tensor(self, index: int) -> np.ndarray:
+        return self.wrapper.tensor(self.wrapper, index, self.subgraph)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        resized = not self.shapes
+        for name, value in inputs.items():
+            shape = tuple(np.shape(value))
+            if self.shapes.get(name) != shape:
+                self.wrapper.ResizeInputTensor(self.inputs[name], np.array(shape, np.int32), False, self.subgraph)
+                self.shapes[name], resized = shape, True
+        if resized:
+            with native_log_threshold():
+                self.wrapper.AllocateTensors(self.subgraph)
+        for name, value in inputs.items():
+            self._tensor(self.inputs[name])[...] = value
+        self.wrapper.Invoke(self.subgraph)
+        return {name: self._tensor(index) for name, index in self.outputs.items()}
