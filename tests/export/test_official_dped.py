@@ -120,7 +120,7 @@ def test_cli_enhances_with_the_checkpoint_in_exact_tiles(checkpoint, tmp_path, c
     Image.fromarray(np.round(images[0][0] * 255).astype(np.uint8)).save(tmp_path / "p.png")
     assert cli.main(["enhance", str(tmp_path / "p.png"), "--model", prefix, "--out", str(tmp_path / "out"),
                      "--tile", "48", "--no-progress"]) == 0
-    assert "exact tiles in 9 sweeps" in capsys.readouterr().err
+    assert "streamed exactly in 9 stages" in capsys.readouterr().err
     out = np.asarray(Image.open(tmp_path / "out" / "p.png"), np.float32) / 255.0
     np.testing.assert_allclose(out, np.clip(expected[0][0], 0, 1), atol=0.5 / 255 + 1e-4)
 
@@ -133,13 +133,16 @@ def test_saved_model_and_tflite_match_the_official_formula(checkpoint, exported)
     for image, want in zip(images, expected):  # both resized to each image; output clipped to [0, 1]
         np.testing.assert_allclose(saved_model(image), np.clip(want, 0, 1), atol=2e-5)
         np.testing.assert_allclose(runner(image), np.clip(want, 0, 1), atol=1e-4)
-    # exported graphs normalize over the image: the enhancer must not tile them
+    # exported graphs normalize over the image: the enhancer must not tile them like a local model,
+    # but the float32 file carries stage signatures that `enhance` streams on LiteRT
     with pytest.raises(tiling.NotTileableError, match="MEAN"):
         tiling.tflite_radius(os.path.join(exported, "float32.tflite"))
-    assert load_enhancer(os.path.join(exported, "float32.tflite")).radius is None
-    # the SavedModel reloads as Keras, so `enhance` still tiles it exactly, in passes
+    streamed = load_enhancer(os.path.join(exported, "float32.tflite"))
+    assert streamed.radius is None and streamed.streamed is not None and "9 stages" in streamed.note
+    np.testing.assert_allclose(streamed(images[1], tile=56), np.clip(expected[1], 0, 1), atol=1e-4)
+    # the SavedModel reloads as Keras, so `enhance` still streams it exactly
     enhancer = load_enhancer(os.path.join(exported, "saved_model"))
-    assert enhancer.keras_model is not None and "9 sweeps" in enhancer.note
+    assert enhancer.keras_model is not None and "9 stages" in enhancer.note
     np.testing.assert_allclose(enhancer(images[0], tile=48), np.clip(expected[0], 0, 1), atol=1e-4)
 
 

@@ -1,0 +1,140 @@
+"""Streamable TFLite of instance-normalized generators (issue 12, item 2): export/tflite_stages.py
+writes stage signatures and the stream plan, export/streamed_tflite.py runs them on LiteRT.
+
+Small models with random weights and random normalization affines (so that the statistics matter),
+at awkward sizes: bands of one row, tiles that do not divide the photo, a photo smaller than a tile.
+Both ways of running the file (streamed with whole-image activations, recomputed per tile) must
+equal the whole-image Keras model within float rounding.
+"""
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+import tf_keras as keras
+from PIL import Image
+
+from phone2dslr.export import official_dped, stream_spec, streamed_tflite, tflite_stages
+from phone2dslr.export.enhance import load_enhancer
+from phone2dslr.export.tflite_runtime import TFLiteRunner
+from phone2dslr.trainer.dped_networks import build_generator
+from tests.export.test_enhance_litert import NO_TF
+from tests.export.test_streamed_norm import _image, _psnr, _randomize_norms
+
+
+@pytest.fixture(scope="module")
+def official():
+    keras.utils.set_random_seed(2)
+    model = _randomize_norms(official_dped.build_generator(filters=8), 2)
+    return model, streamed_tflite.StreamedTFLite(tflite_stages.convert_streamable(model))
+
+
+@pytest.fixture(scope="module")
+def own():
+    """The project's generator with instance norm and the global skip (the photo is read again last)."""
+    keras.utils.set_random_seed(5)
+    model = build_generator(filters=6, num_blocks=2, norm="instance", global_skip=True)
+    head = model.get_layer("correction")
+    head.set_weights([np.random.default_rng(5).normal(0, 0.2, head.kernel.shape).astype("f"), head.bias.numpy()])
+    model = _randomize_norms(model, 5)
+    return model, streamed_tflite.StreamedTFLite(tflite_stages.convert_streamable(model))
+
+
+def test_the_file_carries_its_plan_and_a_whole_image_signature(official):
+    model, streamed = official
+    spec = streamed_tflite.read_spec(streamed.content)
+    assert spec == stream_spec.StreamSpec.from_json(spec.to_json())
+    assert [s.radius for s in spec.stages] == [5, 1, 1, 1, 1, 1, 1, 1, 6]
+    assert [s.stats for s in spec.stages] == [[0], [1], [2], [3], [4], [5], [6], [7], []]
+    x = _image(21, 34, seed=1)  # apps that run whole photos call `enhance_image`
+    np.testing.assert_allclose(TFLiteRunner(streamed.content)(x), np.clip(model(x).numpy(), 0, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("size,band", [((37, 53), 1), ((37, 53), 6), ((37, 53), 37), ((1, 40), 3), ((23, 1), 7)])
+def test_streamed_equals_whole_image(official, size, band):
+    model, streamed = official
+    x = _image(*size, seed=band)
+    calls = []
+    out = streamed.stream(x, band=band, on_tile=lambda: calls.append(1))
+    np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5, rtol=0)
+    assert len(calls) == stream_spec.stream_count(streamed.spec, size[0], size[1], band)
+
+
+@pytest.mark.parametrize("size,tile", [((61, 83), 40), ((61, 83), 45), ((30, 90), 37), ((20, 25), 64)])
+def test_recomputed_per_tile_equals_whole_image(official, size, tile):
+    model, streamed = official
+    x = _image(*size, seed=tile)
+    calls = []
+    out = streamed.recompute(x, tile=tile, on_tile=lambda: calls.append(1))
+    np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5, rtol=0)
+    assert len(calls) == streamed.recompute_count(size[0], size[1], tile)
+
+
+def test_own_generator_with_global_skip(own):
+    model, streamed = own
+    x = _image(29, 41, seed=7)
+    whole = model(x).numpy()
+    np.testing.assert_allclose(streamed.stream(x, band=4), whole, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(streamed.recompute(x, tile=2 * streamed.min_tile() - 5), whole, atol=1e-5, rtol=0)
+
+
+def test_statistics_from_one_tile_would_fail(official, monkeypatch):
+    """The equality above needs statistics over every tile: a merge that forgets is far off."""
+    model, streamed = official
+    x = _image(61, 83, seed=3)
+    original = stream_spec._Moments.add
+
+    def last_only(self, width, means, variances):
+        self.count, self.mean, self.m2 = 0, np.zeros_like(self.mean), np.zeros_like(self.m2)
+        original(self, width, means, variances)
+
+    monkeypatch.setattr(streamed_tflite._Moments, "add", last_only)
+    assert np.abs(streamed.recompute(x, tile=40) - model(x).numpy()).max() > 1e-2
+
+
+def test_float16_storage_within_55_db(official):
+    model, streamed = official
+    x = _image(45, 61, seed=4)
+    half = streamed.stream(x, band=9, storage=np.float16)
+    assert half.dtype == np.float32 and _psnr(half, model(x).numpy()) > 55
+
+
+def test_recompute_memory_does_not_grow_with_the_photo(official):
+    """NumPy memory of a recomputed run is the output and a few tiles, whatever the photo's size:
+    with 8 channels a whole-image activation of the large photo would be 1.2 MB."""
+    _, streamed = official
+    peaks = []
+    for size in ((96, 100), (192, 200)):
+        x = (_image(*size) * 255).astype(np.uint8)
+        tracemalloc.start()
+        streamed.recompute(x, tile=48, dtype=np.uint8)
+        peaks.append(tracemalloc.get_traced_memory()[1] - x.nbytes)
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] + 192 * 200 * 3 + 50_000  # the larger output, nothing that scales with H x W x C
+    assert peaks[1] < 192 * 200 * 8 * 4
+
+
+def test_enhance_picks_streaming_or_recomputing_by_memory(official, tmp_path):
+    model, streamed = official
+    path = tmp_path / "official.tflite"
+    path.write_bytes(streamed.content)
+    x = (_image(50, 70, seed=9)[0] * 255).astype(np.uint8)
+    expected = np.round(np.clip(model(x[np.newaxis].astype(np.float32) / 255).numpy(), 0, 1) * 255)
+    for memory, mode in ((2048, "stream"), (0, "recompute")):
+        enhancer = load_enhancer(str(path), stream_memory=memory)
+        assert enhancer.streamed.mode(50, 70, memory_mib=memory) == mode
+        out = enhancer(x, tile=40, dtype=np.uint8)
+        assert np.abs(out.astype(int) - expected).max() <= 1
+
+
+def test_enhance_with_a_streamable_tflite_imports_no_tensorflow(official, tmp_path):
+    _, streamed = official
+    (tmp_path / "official.tflite").write_bytes(streamed.content)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    for extra in ([], ["--stream-memory", "0", "--storage", "float16"]):
+        result = subprocess.run([sys.executable, "-c", NO_TF, "enhance", str(tmp_path / "a.png"), "--model",
+                                 str(tmp_path / "official.tflite"), "--out", str(tmp_path / "out"), "--tile", "40",
+                                 "--no-progress", *extra], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "loaded: []" in result.stderr and "streamed exactly in 9 stages" in result.stderr
