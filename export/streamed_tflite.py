@@ -66,8 +66,12 @@ class StreamedTFLite:
             raise ValueError(f"not a streamable TFLite file (no {STREAM_NAME} metadata)")
         self.spec, self.content, self.threads = spec, bytes(content), threads
 
-    def _runner(self, index: int) -> "_StageRunner":
-        return _StageRunner(self.content, self.threads, f"stage_{index}")
+    def _interpreter(self) -> Interpreter:
+        with native_log_threshold():  # "Created TensorFlow Lite XNNPACK delegate" (INFO)
+            return Interpreter(model_content=self.content, num_threads=self.threads)
+
+    def _runner(self, index: int, interpreter: Interpreter | None = None) -> "_StageRunner":
+        return _StageRunner(interpreter or self._interpreter(), f"stage_{index}")
 
     def _call(self, runner: "_StageRunner", index: int, windows: list, stats: list) -> dict[str, np.ndarray]:
         stage = self.spec.stages[index]
@@ -105,6 +109,12 @@ class StreamedTFLite:
         """Rows per band for `tile` (pixels a side; <= 0: the whole photo in one band per stage)."""
         return height if tile <= 0 else max(stream_spec.MIN_BAND, stream_spec.band_rows(tile, width) // BAND_DIVISOR)
 
+    def recompute_tile(self, tile: int) -> int:
+        """The tile side `run` recomputes with for `tile`: a quarter, as for bands (BAND_DIVISOR), so
+        that each stage's LiteRT buffers stay small (all stages' are alive at once), but at least
+        twice `min_tile` so the halo does not dominate."""
+        return max(2 * self.min_tile(), tile // BAND_DIVISOR)
+
     def run(self, image: np.ndarray, *, tile: int, storage: DTypeLike = np.float32,
             memory_mib: float = DEFAULT_STREAM_MEMORY, on_tile: OnTile = None,
             dtype: DTypeLike = np.float32) -> np.ndarray:
@@ -114,14 +124,14 @@ class StreamedTFLite:
         height, width = x.shape[1], x.shape[2]
         if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
             return self.stream(x, band=self.band(tile, height, width), storage=storage, on_tile=on_tile, dtype=dtype)
-        return self.recompute(x, tile=tile, on_tile=on_tile, dtype=dtype)
+        return self.recompute(x, tile=self.recompute_tile(tile), on_tile=on_tile, dtype=dtype)
 
     def count(self, height: int, width: int, tile: int, storage: DTypeLike = np.float32,
               memory_mib: float = DEFAULT_STREAM_MEMORY) -> int:
         """How many band or tile runs `run` makes (for progress bars)."""
         if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
             return stream_spec.stream_count(self.spec, height, width, self.band(tile, height, width), storage)
-        return self.recompute_count(height, width, tile)
+        return self.recompute_count(height, width, self.recompute_tile(tile))
 
     def min_tile(self) -> int:
         """The smallest recompute tile: twice the halo of all stages, plus one."""
@@ -149,7 +159,9 @@ class StreamedTFLite:
         height, width = x.shape[1], x.shape[2]
         spec, stats = self.spec, {}
         out = np.empty((1, height, width, spec.channels[spec.output]), np.dtype(dtype))
-        runners = {s.index: self._runner(s.index) for s in spec.stages}
+        # One interpreter for all stages: its XNNPACK delegate shares one workspace between them.
+        interpreter = self._interpreter()
+        runners = {s.index: self._runner(s.index, interpreter) for s in spec.stages}
         for last in self._passes():
             stage = spec.stages[last]
             moments = {j: _Moments(spec.channels[spec.norm_inputs[j]]) for j in stage.stats}
@@ -183,6 +195,8 @@ class StreamedTFLite:
         height, width = x.shape[1], x.shape[2]
         top, left, bottom, right = rows.read_start, cols.read_start, rows.read_stop, cols.read_stop
         values = {spec.input: (float_tile(x[:, top:bottom, left:right]), (top, left))}
+        later = spec.stages[1:last + 1]  # later[i:]: the stages after stage i
+        keep = {spec.norm_inputs[j] for j in spec.stages[last].stats} | {spec.output}
         for stage in spec.stages[:last + 1]:
             windows = []
             for t in stage.inputs:
@@ -194,8 +208,10 @@ class StreamedTFLite:
             bottom, right = bottom - (h if bottom < height else 0), right - (h if right < width else 0)
             top, left = top + cut_top, left + cut_left
             for t in stage.stores + ([spec.output] if stage.final else []):
-                value = out["image" if t == spec.output else t]
+                value = out["image" if t == spec.output else t]  # a view, valid until this stage runs again
                 values[t] = (value[:, cut_top:cut_top + bottom - top, cut_left:cut_left + right - left], (top, left))
+            for t in [t for t in values if t not in keep and not any(t in s.inputs for s in later[stage.index:])]:
+                del values[t]  # read by no later stage of this chain
         return values
 
 
@@ -208,10 +224,10 @@ class _StageRunner:
     SignatureRunner's copies added ~300 MB to the peak of a 2048x1536 photo). Uses the
     interpreter wrapper's subgraph-indexed calls, as SignatureRunner itself does."""
 
-    def __init__(self, content: bytes, threads: int, key: str) -> None:
-        with native_log_threshold():  # "Created TensorFlow Lite XNNPACK delegate" (INFO)
-            self.interpreter = Interpreter(model_content=content, num_threads=threads)
-            runner = self.interpreter.get_signature_runner(key)
+    def __init__(self, interpreter: Interpreter, key: str) -> None:
+        self.interpreter = interpreter
+        with native_log_threshold():
+            runner = interpreter.get_signature_runner(key)
         self.wrapper, self.subgraph = self.interpreter._interpreter, runner._subgraph_index
         self.inputs = {name: d["index"] for name, d in runner.get_input_details().items()}
         self.outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
