@@ -31,6 +31,11 @@ exit; x = ratio to authors-graph; PSNR against authors-graph):
     official-whole       our Keras model on the whole photo
     official-streamed-f32 / -f16   export/streamed_norm.py via tiling.tiled_predict (bands of about
                          tile x tile pixels; whole-image activations kept as float32 / float16)
+    official-tflite-f32 / -f16     the streamable float32 .tflite (export/tflite_stages.py) on LiteRT
+                         alone, as `enhance` runs it (export/streamed_tflite.py, streamed in bands;
+                         the process imports no TensorFlow); activations kept as float32 / float16
+    official-tflite-recompute      the same file recomputed tile by tile (`enhance --stream-memory 0`):
+                         bounded memory for photos whose activations do not fit (run it at --size 3000x4000)
 
     python bench/fullres_bench.py --variants authors-graph,official-whole,official-streamed-f32,official-streamed-f16
 """
@@ -52,7 +57,8 @@ import phone2dslr    # noqa: E402,F401  (Keras/TF environment first)
 import numpy as np  # noqa: E402
 
 VARIANTS = ("keras-whole", "keras-tiled", "tflite-f32-whole", "tflite-f32-tiled", "tflite-int8-tiled")
-OFFICIAL = ("authors-graph", "official-whole", "official-streamed-f32", "official-streamed-f16")
+OFFICIAL = ("authors-graph", "official-whole", "official-streamed-f32", "official-streamed-f16",
+            "official-tflite-f32", "official-tflite-f16", "official-tflite-recompute")
 
 
 def _rss_mib() -> float:
@@ -70,7 +76,7 @@ def photo(height: int, width: int) -> np.ndarray:
     return (np.asarray(image, np.float32) / 255.0)[np.newaxis]
 
 
-def prepare_official(work: str, seed: int) -> None:
+def prepare_official(work: str, seed: int, tflite: bool = False) -> None:
     """The official generator's weights (random, normalization shift ~ N(0, 0.3), scale ~ N(1, 0.3)
     so the statistics matter) as official.npz: conv{i}/kernel, conv{i}/bias, norm{i}/shift, norm{i}/scale."""
     import tf_keras as keras
@@ -86,6 +92,24 @@ def prepare_official(work: str, seed: int) -> None:
         arrays[f"norm{i}/shift"] = rng.normal(0, 0.3, 64).astype(np.float32)
         arrays[f"norm{i}/scale"] = rng.normal(1, 0.3, 64).astype(np.float32)
     np.savez(os.path.join(work, "official.npz"), **arrays)
+    if tflite:
+        from phone2dslr.export import tflite_stages
+
+        with open(os.path.join(work, "official.tflite"), "wb") as f:
+            f.write(tflite_stages.convert_streamable(official_model(arrays)))
+
+
+def official_model(weights: dict):
+    """Our Keras official generator with the weights of official.npz."""
+    from phone2dslr.export import official_dped
+
+    model = official_dped.build_generator(64)
+    for layer in model.layers:
+        if layer.name.startswith("conv"):
+            layer.set_weights([weights[f"{layer.name}/kernel"], weights[f"{layer.name}/bias"]])
+        elif layer.name.startswith("norm"):
+            layer.set_weights([weights[f"{layer.name}/shift"], weights[f"{layer.name}/scale"]])
+    return model
 
 
 def authors_graph(weights: dict) -> Callable[[np.ndarray], np.ndarray]:
@@ -121,33 +145,37 @@ def authors_graph(weights: dict) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def official_worker(variant: str, work: str, tile: int) -> dict:
-    """One official-generator variant, cold (no warm-up), on the photo; output saved for the PSNR."""
-    import tf_keras as keras  # noqa: F401
-
-    from phone2dslr.export import official_dped, tiling
-
+    """One official-generator variant, cold (no warm-up), on the photo; output saved for the PSNR.
+    The official-tflite variants import no TensorFlow (as `enhance` with a .tflite)."""
     x = np.load(os.path.join(work, "photo.npy"))
-    weights = dict(np.load(os.path.join(work, "official.npz")))
     base = _rss_mib()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    if variant == "authors-graph":
-        y = authors_graph(weights)(x)
+    storage = np.float16 if variant.endswith("f16") else np.float32
+    if variant.startswith("official-tflite"):
+        from phone2dslr.export.streamed_tflite import StreamedTFLite
+
+        with open(os.path.join(work, "official.tflite"), "rb") as f:
+            streamed = StreamedTFLite(f.read())
+        memory = 0 if variant.endswith("recompute") else 1e9
+        y = streamed.run(x, tile=tile, storage=storage, memory_mib=memory)
+        bands = streamed.count(x.shape[1], x.shape[2], tile, storage, memory)
     else:
-        model = official_dped.build_generator(64)
-        for layer in model.layers:
-            if layer.name.startswith("conv"):
-                layer.set_weights([weights[f"{layer.name}/kernel"], weights[f"{layer.name}/bias"]])
-            elif layer.name.startswith("norm"):
-                layer.set_weights([weights[f"{layer.name}/shift"], weights[f"{layer.name}/scale"]])
-        storage = np.float16 if variant.endswith("f16") else np.float32
-        y = tiling.tiled_predict(model, x, tile=tile if "streamed" in variant else 0, storage=storage)
+        from phone2dslr.export import tiling
+
+        weights = dict(np.load(os.path.join(work, "official.npz")))
+        if variant == "authors-graph":
+            y = authors_graph(weights)(x)
+        else:
+            model = official_model(weights)
+            y = tiling.tiled_predict(model, x, tile=tile if "streamed" in variant else 0, storage=storage)
+        bands = tiling.tiled_predict_count(model, x.shape[1], x.shape[2], tile, storage) \
+            if "streamed" in variant else 1
     seconds = time.perf_counter() - start
     done = resource.getrusage(resource.RUSAGE_SELF)  # CPU seconds: steadier than wall on a shared machine
     cpu = done.ru_utime + done.ru_stime - usage.ru_utime - usage.ru_stime
     np.save(os.path.join(work, f"{variant}.npy"), np.clip(y, 0.0, 1.0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    bands = tiling.tiled_predict_count(model, x.shape[1], x.shape[2], tile, storage) if "streamed" in variant else 1
     return {"variant": variant, "seconds": seconds, "cpu_s": cpu, "peak_rss_mib": peak, "base_rss_mib": base,
             "tiles": bands, "radius": None}
 
@@ -237,7 +265,7 @@ def main() -> int:
         else:
             np.save(os.path.join(work, "photo.npy"), x)
         if any(v in OFFICIAL for v in variants):
-            prepare_official(work, args.seed)
+            prepare_official(work, args.seed, tflite=any(v.startswith("official-tflite") for v in variants))
         print(f"prepared model and {height}x{width} photo in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         rows = []
         for variant in variants:

@@ -188,6 +188,8 @@ def stream(spec: StreamSpec, run: RunStage, image: np.ndarray, *, band: int, sto
                 out[:, r0:r1] = to_samples(np.asarray(final), out.dtype)
             if on_tile is not None:
                 on_tile()
+            # The results may be views into the stage's runtime: let it go before the next stage's starts.
+            stored = band_moments = final = None
         stats.update({j: m.result() for j, m in moments.items()})
         for t in stage.inputs:  # free what no later stage reads (taken-over arrays live on under their new id)
             if spec.last_use.get(t) == stage.index:

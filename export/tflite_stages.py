@@ -13,6 +13,11 @@ stage plan (export/stream_plan.py): `stage_0`, `stage_1`, ... Each is the stage'
   whose input the stage completes the per-row moments of that input over the window's width,
   `rowmean<j>` / `rowvar<j>` [1, h, 1, C], and in the last stage the model output `image`.
 
+`stage_<k>_float16` is the same stage taking and giving the tensors kept between stages as float16
+(the photo, statistics and output stay float32), for `--storage float16`: the conversions then run
+in the graph, where XNNPACK does them (NumPy's float16 casts took 1.2 ns a value here, and made
+float16 storage 50% slower than float32).
+
 Nothing is cropped inside the graph and the moments reduce over the width only: so every op of a
 stage is one the XNNPACK delegate runs (measured on this machine, a 64-channel 3x3 stage band of
 66x2048: 25 ms for the convolution on LiteRT against 39 ms in TensorFlow; cropping and 3-D moments
@@ -43,15 +48,19 @@ from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
 STREAM_VARIANTS = ("float32", "float16")  # int8 quantizes activations per band or with fixed ranges: not exact
 
 
-def stage_key(index: int) -> str:
-    return f"stage_{index}"
+def stage_key(index: int, storage: str = "float32") -> str:
+    """The signature of stage `index` whose stored tensors (in and out) are `storage` (float32, float16)."""
+    return f"stage_{index}" if storage == "float32" else f"stage_{index}_{storage}"
 
 
-def _stage_signature(p: Plan, stage: Stage, names: dict[str, str], norm_index: dict[int, int]) -> Callable[..., Any]:
-    """The stage as a tf.function of named tensors (module docstring)."""
+def _stage_signature(p: Plan, stage: Stage, names: dict[str, str], norm_index: dict[int, int],
+                     storage: tf.DType = tf.float32) -> Callable[..., Any]:
+    """The stage as a tf.function of named tensors (module docstring); the tensors kept between
+    stages come in and go out as `storage` (the photo, statistics and output stay float32)."""
     inputs = list(stage.inputs)
     opens = list(stage.opens)
-    specs = [tf.TensorSpec([1, None, None, p.channels[t]], tf.float32, name=names[t]) for t in inputs]
+    specs = [tf.TensorSpec([1, None, None, p.channels[t]], tf.float32 if t == p.input_id else storage, name=names[t])
+             for t in inputs]
     for norm in opens:
         j = norm_index[id(norm)]
         specs += [tf.TensorSpec([norm.channels], tf.float32, name=f"mean{j}"),
@@ -59,11 +68,11 @@ def _stage_signature(p: Plan, stage: Stage, names: dict[str, str], norm_index: d
     by_output = {norm.output_id: norm for norm in opens}
 
     def run(*args: tf.Tensor) -> dict[str, tf.Tensor]:
-        values = dict(zip(inputs, args[:len(inputs)]))
+        values = {t: tf.cast(v, tf.float32) for t, v in zip(inputs, args[:len(inputs)])}
         stats = {norm.output_id: (args[len(inputs) + 2 * k], args[len(inputs) + 2 * k + 1])
                  for k, norm in enumerate(opens)}
         run_nodes(stage, values, lambda out, x: by_output[out].layer.normalize(x, *stats[out]))
-        outputs = {names[t]: values[t] for t in stage.stores}
+        outputs = {names[t]: tf.cast(values[t], storage) for t in stage.stores}
         for norm in stage.stats:
             j = norm_index[id(norm)]
             outputs[f"rowmean{j}"], outputs[f"rowvar{j}"] = tf.nn.moments(values[norm.input_id], axes=[2],
@@ -76,7 +85,8 @@ def _stage_signature(p: Plan, stage: Stage, names: dict[str, str], norm_index: d
 
 
 def stage_signatures(model: keras.Model) -> dict[str, Callable[..., Any]]:
-    """`stage_<k>` -> the stage's tf.function, for every stage of the model's plan.
+    """`stage_<k>` -> the stage's tf.function, for every stage of the model's plan, and
+    `stage_<k>_float16`: the same with the tensors kept between stages in float16.
 
     Raises NotTileableError when the model has no stage plan, or a normalization no
     `normalize(x, mean, var)` method."""
@@ -86,7 +96,8 @@ def stage_signatures(model: keras.Model) -> dict[str, Callable[..., Any]]:
             raise NotTileableError(f"normalization {norm.layer.name} has no normalize(x, mean, var)")
     names = {t: f"t{k}" for k, t in enumerate(p.channels)}  # as Plan.spec names them
     norm_index = {id(norm): j for j, norm in enumerate(p.norms)}
-    return {stage_key(s.index): _stage_signature(p, s, names, norm_index) for s in p.stages}
+    return {stage_key(s.index, storage): _stage_signature(p, s, names, norm_index, getattr(tf, storage))
+            for storage in ("float32", "float16") for s in p.stages}
 
 
 def convert_streamable(model: keras.Model, variant: str = "float32") -> bytes:

@@ -93,6 +93,17 @@ def test_statistics_from_one_tile_would_fail(official, monkeypatch):
     assert np.abs(streamed.recompute(x, tile=40) - model(x).numpy()).max() > 1e-2
 
 
+def test_streamed_memory_is_two_whole_image_arrays(official, monkeypatch):
+    """As in TensorFlow (test_streamed_norm.py): the skip and one normalization input, reused in place."""
+    model, streamed = official
+    made, original = [], stream_spec._whole_image_array
+    monkeypatch.setattr(stream_spec, "_whole_image_array", lambda shape, dtype: made.append(shape) or
+                        original(shape, dtype))
+    x = _image(70, 50, seed=6)
+    np.testing.assert_allclose(streamed.stream(x, band=16), model(x).numpy(), atol=1e-5, rtol=0)
+    assert made == [(70, 50, 8), (70, 50, 8)]
+
+
 def test_float16_storage_within_55_db(official):
     model, streamed = official
     x = _image(45, 61, seed=4)
