@@ -94,13 +94,21 @@ class StreamSpec:
                    input=data["input"], output=data["output"])
 
     def stored_bytes(self, height: int, width: int, storage: DTypeLike = np.float32) -> int:
-        """Most bytes of whole-image activations alive at once (between two stages)."""
-        alive, most = {}, 0
+        """Most bytes of whole-image arrays alive at once in `stream` (it reuses arrays as
+        `_assign_buffers` does: this walks the same choices over channel counts)."""
+        arrays: dict[str, int] = {}  # tensor -> channels of the array holding it
+        most = 0
         for stage in self.stages:
+            dying = [t for t in stage.inputs if t in arrays and self.last_use.get(t) == stage.index]
+            taken: set[str] = set()
             for t in stage.stores:
-                alive[t] = self.channels[t]
-            most = max(most, sum(alive.values()))
-            alive = {t: c for t, c in alive.items() if self.last_use.get(t, -1) > stage.index}
+                donor = next((d for d in dying if d not in taken and arrays[d] == self.channels[t]), None)
+                if donor is not None:
+                    taken.add(donor)
+                arrays[t] = self.channels[t]
+            most = max(most, sum(c for t, c in arrays.items() if t not in taken))
+            for t in dying:
+                arrays.pop(t, None)
         return most * height * width * np.dtype(storage).itemsize
 
 

@@ -102,6 +102,7 @@ def test_streamed_memory_is_two_whole_image_arrays(official, monkeypatch):
     x = _image(70, 50, seed=6)
     np.testing.assert_allclose(streamed.stream(x, band=16), model(x).numpy(), atol=1e-5, rtol=0)
     assert made == [(70, 50, 8), (70, 50, 8)]
+    assert streamed.spec.stored_bytes(70, 50) == 2 * 70 * 50 * 8 * 4  # what enhance's --stream-memory compares
 
 
 def test_float16_storage_within_55_db(official):
