@@ -108,7 +108,7 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     Parity is checked on one synthetic 96x128 image (no photos are needed for this step); a variant
     below `min_parity_psnr` dB is written under rejected/. Returns paths and per-variant results.
     """
-    from phone2dslr.export import tflite_checks, tflite_convert, tflite_stages
+    from phone2dslr.export import tflite_checks, tflite_convert
     from phone2dslr.trainer.serving import export_image_generator
 
     model = load_generator(checkpoint)
@@ -119,11 +119,8 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     reference = tflite_convert.SavedModelEnhancer(saved_model_dir)(probe)
     results: dict[str, Any] = {}
     for variant in variants:
-        if variant in tflite_stages.STREAM_VARIANTS:  # + stage signatures: `enhance` streams it exactly
-            content = tflite_stages.convert_streamable(model, variant)
-        else:
-            content = tflite_convert.convert(saved_model_dir, variant,
-                                             representative_images=[probe] if variant == "int8" else None)
+        content = tflite_convert.convert(saved_model_dir, variant,  # float32/float16: streamable
+                                         representative_images=[probe] if variant == "int8" else None)
         result = tflite_checks.evaluate_variant(variant, content, [reference], [tflite_checks.EvalImage(probe)],
                                                 min_parity_psnr, latency_size=(96, 128), threads=threads,
                                                 latency_runs=1)

@@ -40,6 +40,7 @@ from numpy.typing import DTypeLike
 
 from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, to_samples
 
+STREAM_NAME = "phone2dslr.stream"  # the TFLite model metadata entry holding a streamable file's StreamSpec JSON
 STORAGES = (np.float32, np.float16)
 MIN_BAND = 16  # rows; thinner bands spend more on their halo than on their own rows
 # A window handed from NumPy to TensorFlow is copied into memory TF gets from malloc; above glibc's

@@ -29,11 +29,10 @@ from numpy.typing import DTypeLike
 
 from phone2dslr.console import native_log_threshold
 from phone2dslr.export import stream_spec
-from phone2dslr.export.stream_spec import StreamSpec, _Moments
+from phone2dslr.export.stream_spec import STREAM_NAME, StreamSpec, _Moments
 from phone2dslr.export.tflite_metadata import read_buffer
 from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, spans, to_samples
 
-STREAM_NAME = "phone2dslr.stream"  # the model metadata entry holding the StreamSpec JSON
 MODES = ("stream", "recompute")
 DEFAULT_STREAM_MEMORY = 2048  # MiB of whole-image activations `run` may keep (--stream-memory)
 # LiteRT holds about four times the bytes per band pixel that TensorFlow does (its arena plus
@@ -135,7 +134,8 @@ class StreamedTFLite:
         x = _as_batch(image)
         height, width = x.shape[1], x.shape[2]
         if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
-            return self.stream(x, band=self.band(tile, height, width, storage), storage=storage, on_tile=on_tile, dtype=dtype)
+            return self.stream(x, band=self.band(tile, height, width, storage), storage=storage, on_tile=on_tile,
+                               dtype=dtype)
         return self.recompute(x, tile=self.recompute_tile(tile), on_tile=on_tile, dtype=dtype)
 
     def count(self, height: int, width: int, tile: int, storage: DTypeLike = np.float32,

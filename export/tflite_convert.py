@@ -14,7 +14,7 @@ wraps it.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import os
 import tempfile
@@ -34,7 +34,9 @@ def convert(saved_model_dir: str, variant: str,
             representative_images: Iterable[np.ndarray] | None = None, fixed_tile: int = DEFAULT_FIXED_TILE) -> bytes:
     """Convert the SavedModel's `enhance_image` signature into one TFLite variant (flatbuffer bytes).
 
-    - float32: no optimization; the reference the others are compared with.
+    - float32: no optimization; the reference the others are compared with. For a generator that
+      normalizes over the image (instance norm) float32 and float16 are streamable: they add the
+      stage signatures of export/tflite_stages.py, which `enhance` streams exactly.
     - float16: float16 weights (half the file); kernels still compute in float32 on CPU.
     - dynamic_int8: int8 weights, activations quantized on the fly (no calibration data needed).
     - int8: full integer kernels calibrated on `representative_images` (float32 [1, h, w, 3] in
@@ -56,6 +58,11 @@ def convert(saved_model_dir: str, variant: str,
         with tempfile.TemporaryDirectory() as tmp:
             return convert(_fixed_size_saved_model(saved_model_dir, fixed_tile, os.path.join(tmp, "fixed")),
                            "float16")
+    streamable = _normalized_keras(saved_model_dir) if variant in ("float32", "float16") else None
+    if streamable is not None:  # + stage signatures and plan: enhance streams it exactly, in bounded memory
+        from phone2dslr.export import tflite_stages
+
+        return tflite_stages.convert_streamable(streamable, variant)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[IMAGE_SIGNATURE])
     if variant != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -72,6 +79,31 @@ def convert(saved_model_dir: str, variant: str,
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # inference_input_type / inference_output_type stay float32 on purpose (see above).
     return converter.convert()
+
+
+def _normalized_keras(saved_model_dir: str) -> Any:
+    """The Keras generator of a SavedModel that normalizes over the image (instance norm) and can be
+    streamed (export/stream_plan.py), else None. Only a Keras SavedModel naming InstanceNormalization
+    in its keras_metadata.pb is loaded: the others are left to the plain conversion at no cost."""
+    metadata = os.path.join(saved_model_dir, "keras_metadata.pb")
+    if not tf.io.gfile.exists(metadata):
+        return None
+    with tf.io.gfile.GFile(metadata, "rb") as f:
+        if b'"InstanceNormalization"' not in f.read():
+            return None
+    import tf_keras as keras
+
+    from phone2dslr.export import stream_plan
+    from phone2dslr.export.tiles import NotTileableError
+    from phone2dslr.trainer.instance_norm import InstanceNormalization
+
+    try:
+        model = keras.models.load_model(saved_model_dir, compile=False,
+                                        custom_objects={"InstanceNormalization": InstanceNormalization})
+        stream_plan.plan(model)
+    except (ValueError, TypeError, KeyError, OSError, NotTileableError):
+        return None  # not a Keras generator the stage plan can cut: whole-image TFLite
+    return model
 
 
 def _fixed_size_saved_model(saved_model_dir: str, tile: int, out_dir: str) -> str:

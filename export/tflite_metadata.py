@@ -36,6 +36,8 @@ import numpy as np
 from flatbuffers import number_types as types
 from flatbuffers.table import Table
 
+from phone2dslr.export.stream_spec import STREAM_NAME
+
 METADATA_NAME = "TFLITE_METADATA"  # the model metadata entry that TFLite Support looks for
 FILE_IDENTIFIER = b"M001"  # metadata_schema.fbs
 MIN_PARSER_VERSION = "1.5.0"  # CustomMetadata is the newest field written (added in 1.5.0)
@@ -103,7 +105,11 @@ def describe(model: bytes, variant: str, radius: int | None, *, name: str, versi
     overlap = None if radius is None else 2 * radius
     tiling = {"tile": None if size is None else list(size), "overlap": overlap, "receptive_field_radius": radius,
               "tiles_exactly": bool(exact and radius is not None), "variant": variant}
-    if radius is None:
+    if radius is None and read_buffer(model, STREAM_NAME) is not None:
+        how = ("It normalizes over the whole image: run whole photos, or stream large ones stage by stage with "
+               f"its stage_<k> signatures and the plan in model metadata {STREAM_NAME!r} (exact).")
+        tiling["streamable"] = True
+    elif radius is None:
         how = "It cannot be tiled exactly (it normalizes over the whole image): run it on whole photos."
     else:
         what_tile = f"tiles of exactly {size[0]}x{size[1]}" if size else "tiles of any size above the overlap"

@@ -39,7 +39,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from phone2dslr.export.stream_plan import Plan, Stage, plan, run_nodes
-from phone2dslr.export.streamed_tflite import STREAM_NAME
+from phone2dslr.export.stream_spec import STREAM_NAME
 from phone2dslr.export.tflite_metadata import put_buffer
 from phone2dslr.export.tflite_runtime import INPUT_KEY, TFLiteExportError
 from phone2dslr.export.tiles import NotTileableError
@@ -130,9 +130,13 @@ def convert_streamable(model: keras.Model, variant: str = "float32") -> bytes:
         content = converter.convert()
     from ai_edge_litert.interpreter import Interpreter
 
-    missing = set(signatures) - set(Interpreter(model_content=content).get_signature_list())
+    interpreter = Interpreter(model_content=content)
+    missing = set(signatures) - set(interpreter.get_signature_list())
     if missing:
         raise TFLiteExportError(f"signatures {', '.join(sorted(missing))} were lost in conversion")
+    if interpreter._interpreter.GetSubgraphIndexFromSignature(IMAGE_SIGNATURE) != 0:
+        # tflite_graph and the metadata describe the first subgraph: it must be the whole-image one
+        raise TFLiteExportError(f"{IMAGE_SIGNATURE} is not the first subgraph of the streamable file")
     return put_buffer(content, STREAM_NAME, plan(model).spec().to_json().encode("utf-8"))
 
 

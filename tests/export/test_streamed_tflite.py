@@ -15,10 +15,13 @@ import pytest
 import tf_keras as keras
 from PIL import Image
 
-from phone2dslr.export import official_dped, stream_spec, streamed_tflite, tflite_stages
+from phone2dslr.export import (official_dped, stream_spec, streamed_tflite, tflite_convert, tflite_metadata,
+                              tflite_stages)
 from phone2dslr.export.enhance import load_enhancer
 from phone2dslr.export.tflite_runtime import TFLiteRunner
 from phone2dslr.trainer.dped_networks import build_generator
+from phone2dslr.trainer.serving import export_image_generator
+from tests.export.photo_helpers import save_tiny_generator
 from tests.export.test_enhance_litert import NO_TF
 from tests.export.test_streamed_norm import _image, _psnr, _randomize_norms
 
@@ -49,6 +52,25 @@ def test_the_file_carries_its_plan_and_a_whole_image_signature(official):
     assert [s.stats for s in spec.stages] == [[0], [1], [2], [3], [4], [5], [6], [7], []]
     x = _image(21, 34, seed=1)  # apps that run whole photos call `enhance_image`
     np.testing.assert_allclose(TFLiteRunner(streamed.content)(x), np.clip(model(x).numpy(), 0, 1), atol=1e-5)
+
+
+def test_conversion_makes_normalized_savedmodels_streamable_and_says_so(own, tmp_path):
+    """tflite_convert.convert (TFLiteExport, import-dped) writes float32/float16 of an instance-normalized
+    Keras SavedModel streamable, its metadata says how to run it; a local model stays a plain file."""
+    model, _ = own
+    export_image_generator(model, str(tmp_path / "normalized"))
+    save_tiny_generator(str(tmp_path / "local"), filters=4, seed=1)
+    for variant in ("float32", "float16"):
+        content = tflite_convert.convert(str(tmp_path / "normalized"), variant)
+        described, ok = tflite_metadata.with_metadata(content, variant, {"name": "n", "version": "1", "author": "a",
+                                                                         "license": "l"})
+        info = tflite_metadata.read_metadata(described)
+        assert ok and info.tiling["streamable"] and "stage_<k>" in info.description
+        x = _image(26, 31, seed=2)
+        out = streamed_tflite.StreamedTFLite(described).stream(x, band=5)
+        assert _psnr(out, model(x).numpy()) > (90 if variant == "float32" else 50)
+    assert streamed_tflite.read_spec(tflite_convert.convert(str(tmp_path / "local"), "float32")) is None
+    assert streamed_tflite.read_spec(tflite_convert.convert(str(tmp_path / "normalized"), "dynamic_int8")) is None
 
 
 @pytest.mark.parametrize("size,band", [((37, 53), 1), ((37, 53), 6), ((37, 53), 37), ((1, 40), 3), ((23, 1), 7)])
