@@ -30,7 +30,7 @@ from numpy.typing import DTypeLike
 from phone2dslr.console import native_log_threshold
 from phone2dslr.export import stream_spec
 from phone2dslr.export.stream_spec import STREAM_NAME, StreamSpec, _Moments
-from phone2dslr.export.tflite_metadata import read_buffer
+from phone2dslr.export.tflite_buffers import read_buffer
 from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, spans, to_samples
 
 MODES = ("stream", "recompute")

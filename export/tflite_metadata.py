@@ -37,6 +37,7 @@ from flatbuffers import number_types as types
 from flatbuffers.table import Table
 
 from phone2dslr.export.stream_spec import STREAM_NAME
+from phone2dslr.export.tflite_buffers import put_buffer, read_buffer  # noqa: F401  (re-exported)
 
 METADATA_NAME = "TFLITE_METADATA"  # the model metadata entry that TFLite Support looks for
 FILE_IDENTIFIER = b"M001"  # metadata_schema.fbs
@@ -185,41 +186,6 @@ def add_metadata(model: bytes, info: ModelInfo) -> bytes:
     return put_buffer(model, METADATA_NAME, metadata_buffer(info))
 
 
-def put_buffer(model: bytes, name: str, data: bytes) -> bytes:
-    """`model` (TFLite bytes) with `data` in a buffer named by the model metadata entry `name`
-    (replacing one of that name): the schema's place for named data, e.g. TFLITE_METADATA."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    obj = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(data, np.uint8)
-    obj.metadata = list(obj.metadata or [])
-    entry = next((m for m in obj.metadata if _text(m.name) == name), None)
-    if entry is None:
-        entry = schema.MetadataT()
-        entry.name = name
-        entry.buffer = len(obj.buffers)
-        obj.buffers.append(buffer)
-        obj.metadata.append(entry)
-    else:
-        obj.buffers[entry.buffer] = buffer
-    b = flatbuffers.Builder(len(model) + len(data) + 4096)
-    b.Finish(obj.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-def read_buffer(model: bytes, name: str) -> bytes | None:
-    """The data of the model metadata entry `name` in `model` (TFLite bytes); None without one."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    root = schema.Model.GetRootAs(bytes(model), 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if _text(entry.Name()) == name:
-            return root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
-    return None
-
-
 def read_metadata(model: bytes) -> ModelInfo | None:
     """The metadata `add_metadata` wrote into `model` (TFLite bytes); None when it has none.
 
@@ -357,9 +323,5 @@ def _float_list(t: Table, slot: int) -> list[float]:
     return [float(v) for v in t.GetVectorAsNumpy(types.Float32Flags, o)] if o else []
 
 
-def _text(value: bytes | str | None) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else (value or "")
-
-
 __all__ = ["METADATA_NAME", "TILING_NAME", "MIN_PARSER_VERSION", "TensorInfo", "ModelInfo", "describe",
-           "with_metadata", "metadata_buffer", "add_metadata", "read_metadata"]
+           "with_metadata", "metadata_buffer", "add_metadata", "read_metadata", "put_buffer", "read_buffer"]

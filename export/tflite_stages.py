@@ -40,7 +40,7 @@ import tf_keras as keras
 
 from phone2dslr.export.stream_plan import Plan, Stage, plan, run_nodes
 from phone2dslr.export.stream_spec import STREAM_NAME
-from phone2dslr.export.tflite_metadata import put_buffer
+from phone2dslr.export.tflite_buffers import put_buffer
 from phone2dslr.export.tflite_runtime import INPUT_KEY, TFLiteExportError
 from phone2dslr.export.tiles import NotTileableError
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
