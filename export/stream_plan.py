@@ -1,4 +1,4 @@
-"""The plan for streaming a photo through an instance-normalized Keras generator (export/streamed_norm.py).
+"""The plan for streaming a photo through an instance-normalized Keras generator (export/stream_spec.py).
 
 Instance norm (trainer/instance_norm.py, aiff22/DPED models.py:120-132) needs the mean and
 variance of its input over the whole image before one output pixel can be computed, so a tiled
@@ -10,7 +10,7 @@ graph gets a level, the number of normalizations on the longest path from the in
 and stage s computes the tensors of level s. Within a stage every layer is local (stride-1 'same'
 convolutions, pointwise layers, adds), and each normalization that opens the stage is a known
 per-channel affine, because its input was completed, and its statistics accumulated, in stage s - 1.
-So a stage runs band by band (export/streamed_norm.py), once per image, and what crosses a stage
+So a stage runs band by band (export/stream_spec.py), once per image, and what crosses a stage
 boundary is stored whole-image: the tensors of level <= s read by a layer of a later level (for
 DPED: each normalization's input and the residual skip, two 64-channel arrays).
 
@@ -19,6 +19,9 @@ Functional._run_internal_graph) and returns the stages, with for each the tensor
 stores, the normalizations whose statistics it accumulates, and its halo: the receptive-field
 radius from its inputs to what it stores (each stride-1 'same' conv adds ceil((k_eff - 1) / 2),
 the padding on its wider side; pointwise layers nothing). Anything else raises NotTileableError.
+`Plan.spec` is the same without Keras objects (tensors by name): what the band loop runs and what a
+streamable `.tflite` carries (export/tflite_stages.py); `run_nodes` computes a stage's layers, for
+TensorFlow (export/streamed_norm.py) and for the stage signatures alike.
 """
 from __future__ import annotations
 

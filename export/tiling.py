@@ -33,10 +33,11 @@ the model truncated at that layer's input (earlier layers fixed to their whole-i
 a per-channel affine map) is run tile by tile and the per-channel mean and variance of its output
 are accumulated over the tile crops (Chan's parallel update, float64); the last pass runs the
 whole model with every normalization fixed. For DPED that costs about 4.6x the convolutions of one
-whole-image run plus the tile overlap (measured: 5x the time at 600x800, tile 320). Exported graphs of such models
-cannot be cut at a layer, so `graph_radius` / `tflite_radius` report them as not tileable;
-export/enhance.py reloads such a SavedModel as Keras when it can and runs a TFLite file on the
-whole image.
+whole-image run plus the tile overlap (measured: 5x the time at 600x800, tile 320). Exported graphs
+of such models cannot be cut at a layer, so `graph_radius` / `tflite_radius` report them as not
+tileable; export/enhance.py reloads such a SavedModel as Keras when it can, and streams a TFLite file
+written with stage signatures (export/tflite_stages.py, export/streamed_tflite.py; the float32 and
+float16 variants of such models) on LiteRT.
 
 Photos are held as their 8- or 16-bit samples (3 or 6 bytes a pixel, not float32's 12), in and
 out: `tiled_apply` and `tiled_predict` convert each tile to float32 in [0, 1] as it is read

@@ -9,9 +9,10 @@ discriminator its conv2..conv5 after the LeakyReLU (models.py:105-117).
 
 The layer is not a Keras built-in, so a SavedModel holding it is reloaded as Keras with
 custom_objects={"InstanceNormalization": InstanceNormalization} (export/enhance.py does).
-Its statistics cover the whole image, so export/streamed_norm.py streams such models stage by
+Its statistics cover the whole image, so export/stream_spec.py streams such models stage by
 stage (export/tiling.py falls back to passes), using `fixed_stats` to freeze a normalization at
-the statistics accumulated over the whole image.
+the statistics accumulated over the whole image (and `normalize(x, mean, var)` in the stage
+signatures of a streamable `.tflite`, export/tflite_stages.py).
 """
 from __future__ import annotations
 
