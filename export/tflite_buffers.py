@@ -7,8 +7,12 @@ The converter writes "min_runtime_version" there, TFLite Support its "TFLITE_MET
 """
 from __future__ import annotations
 
+from typing import Any
+
 import flatbuffers
 import numpy as np
+from flatbuffers import number_types as types
+from flatbuffers.table import Table
 
 
 def put_buffer(model: bytes, name: str, data: bytes) -> bytes:
@@ -35,19 +39,60 @@ def put_buffer(model: bytes, name: str, data: bytes) -> bytes:
 
 
 def read_buffer(model: bytes, name: str) -> bytes | None:
-    """The data of the model metadata entry `name` in `model` (TFLite bytes); None without one."""
-    from ai_edge_litert import schema_py_generated as schema
+    """The data of the model metadata entry `name` in `model` (TFLite bytes); None without one.
 
-    root = schema.Model.GetRootAs(bytes(model), 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if _text(entry.Name()) == name:
-            return root.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    Read with the flatbuffers runtime alone: importing LiteRT's generated schema classes costs
+    38 MiB of memory, which `enhance` on a large photo cannot spare (tflite_schema.fbs: Model.buffers
+    is field 4, Model.metadata 6; Metadata.name 0, .buffer 1; Buffer.data 0, or .offset 1 and .size
+    2 for a buffer stored after the flatbuffer)."""
+    buf = bytes(model)
+    root = Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+    for entry in field_tables(root, 6):
+        if field_string(entry, 0) == name:
+            buffer = field_tables(root, 4)[field_scalar(entry, 1, types.Uint32Flags)]
+            o = buffer.Offset(4)
+            if o:
+                return buffer.GetVectorAsNumpy(types.Uint8Flags, o).tobytes()
+            offset, size = field_scalar(buffer, 1, types.Uint64Flags), field_scalar(buffer, 2, types.Uint64Flags)
+            return buf[offset:offset + size] if offset > 1 else b""
     return None
+
+
+def field_string(t: Table, slot: int) -> str:
+    """String field number `slot` of table `t` ("" when absent)."""
+    o = t.Offset(4 + 2 * slot)
+    return t.String(o + t.Pos).decode("utf-8") if o else ""
+
+
+def field_scalar(t: Table, slot: int, flags: Any) -> int:
+    """Integer field number `slot` of `t` (0 when absent), `flags` its flatbuffers number type."""
+    o = t.Offset(4 + 2 * slot)
+    return int(t.Get(flags, o + t.Pos)) if o else 0
+
+
+def field_table(t: Table, slot: int) -> Table | None:
+    """Table field number `slot` of `t` (None when absent)."""
+    o = t.Offset(4 + 2 * slot)
+    return Table(t.Bytes, t.Indirect(o + t.Pos)) if o else None
+
+
+def field_tables(t: Table, slot: int) -> list[Table]:
+    """Vector-of-tables field number `slot` of `t` ([] when absent)."""
+    o = t.Offset(4 + 2 * slot)
+    if not o:
+        return []
+    start = t.Vector(o)
+    return [Table(t.Bytes, t.Indirect(start + 4 * i)) for i in range(t.VectorLen(o))]
+
+
+def field_floats(t: Table, slot: int) -> list[float]:
+    """float32 vector field number `slot` of `t` ([] when absent)."""
+    o = t.Offset(4 + 2 * slot)
+    return [float(v) for v in t.GetVectorAsNumpy(types.Float32Flags, o)] if o else []
 
 
 def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else (value or "")
 
 
-__all__ = ["put_buffer", "read_buffer"]
+__all__ = ["put_buffer", "read_buffer", "field_string", "field_scalar", "field_table", "field_tables", "field_floats"]

@@ -37,7 +37,9 @@ from flatbuffers import number_types as types
 from flatbuffers.table import Table
 
 from phone2dslr.export.stream_spec import STREAM_NAME
-from phone2dslr.export.tflite_buffers import put_buffer, read_buffer  # noqa: F401  (re-exported)
+from phone2dslr.export.tflite_buffers import (  # noqa: F401  (put_buffer, read_buffer re-exported)
+    field_floats as _float_list, field_scalar as _scalar, field_string as _string, field_table as _table,
+    field_tables as _tables, put_buffer, read_buffer)
 
 METADATA_NAME = "TFLITE_METADATA"  # the model metadata entry that TFLite Support looks for
 FILE_IDENTIFIER = b"M001"  # metadata_schema.fbs
@@ -293,34 +295,6 @@ def _offsets(b: flatbuffers.Builder, offsets: list[int]) -> int:
     for o in reversed(offsets):
         b.PrependUOffsetTRelative(o)
     return b.EndVector()
-
-
-def _string(t: Table, slot: int) -> str:
-    o = t.Offset(4 + 2 * slot)
-    return t.String(o + t.Pos).decode("utf-8") if o else ""
-
-
-def _scalar(t: Table, slot: int, flags: Any) -> int:
-    o = t.Offset(4 + 2 * slot)
-    return int(t.Get(flags, o + t.Pos)) if o else 0
-
-
-def _table(t: Table, slot: int) -> Table | None:
-    o = t.Offset(4 + 2 * slot)
-    return Table(t.Bytes, t.Indirect(o + t.Pos)) if o else None
-
-
-def _tables(t: Table, slot: int) -> list[Table]:
-    o = t.Offset(4 + 2 * slot)
-    if not o:
-        return []
-    start = t.Vector(o)
-    return [Table(t.Bytes, t.Indirect(start + 4 * i)) for i in range(t.VectorLen(o))]
-
-
-def _float_list(t: Table, slot: int) -> list[float]:
-    o = t.Offset(4 + 2 * slot)
-    return [float(v) for v in t.GetVectorAsNumpy(types.Float32Flags, o)] if o else []
 
 
 __all__ = ["METADATA_NAME", "TILING_NAME", "MIN_PARSER_VERSION", "TensorInfo", "ModelInfo", "describe",
