@@ -73,24 +73,23 @@ def test_conversion_makes_normalized_savedmodels_streamable_and_says_so(own, tmp
     assert streamed_tflite.read_spec(tflite_convert.convert(str(tmp_path / "normalized"), "dynamic_int8")) is None
 
 
-@pytest.mark.parametrize("size,band", [((37, 53), 1), ((37, 53), 6), ((37, 53), 37), ((1, 40), 3), ((23, 1), 7)])
-def test_streamed_equals_whole_image(official, size, band):
+@pytest.mark.parametrize("mode,size,rows", [
+    ("stream", (37, 53), 1), ("stream", (37, 53), 6), ("stream", (37, 53), 37), ("stream", (1, 40), 3),
+    ("stream", (23, 1), 7),  # rows: the band
+    ("recompute", (61, 83), 40), ("recompute", (61, 83), 45), ("recompute", (30, 90), 37),
+    ("recompute", (20, 25), 64)])  # rows: the tile side
+def test_streamed_and_recomputed_equal_whole_image(official, mode, size, rows):
     model, streamed = official
-    x = _image(*size, seed=band)
+    x = _image(*size, seed=rows)
     calls = []
-    out = streamed.stream(x, band=band, on_tile=lambda: calls.append(1))
+    if mode == "stream":
+        out = streamed.stream(x, band=rows, on_tile=lambda: calls.append(1))
+        count = stream_spec.stream_count(streamed.spec, size[0], size[1], rows)
+    else:
+        out = streamed.recompute(x, tile=rows, on_tile=lambda: calls.append(1))
+        count = streamed.recompute_count(size[0], size[1], rows)
     np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5, rtol=0)
-    assert len(calls) == stream_spec.stream_count(streamed.spec, size[0], size[1], band)
-
-
-@pytest.mark.parametrize("size,tile", [((61, 83), 40), ((61, 83), 45), ((30, 90), 37), ((20, 25), 64)])
-def test_recomputed_per_tile_equals_whole_image(official, size, tile):
-    model, streamed = official
-    x = _image(*size, seed=tile)
-    calls = []
-    out = streamed.recompute(x, tile=tile, on_tile=lambda: calls.append(1))
-    np.testing.assert_allclose(out, model(x).numpy(), atol=1e-5, rtol=0)
-    assert len(calls) == streamed.recompute_count(size[0], size[1], tile)
+    assert len(calls) == count
 
 
 def test_own_generator_with_global_skip(own):
