@@ -33,7 +33,6 @@ from phone2dslr.export.stream_spec import STREAM_NAME, StreamSpec, _Moments
 from phone2dslr.export.tflite_buffers import read_buffer
 from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, spans, to_samples
 
-MODES = ("stream", "recompute")
 DEFAULT_STREAM_MEMORY = 2048  # MiB of whole-image activations `run` may keep (--stream-memory)
 # LiteRT holds about four times the bytes per band pixel that TensorFlow does (its arena plus
 # XNNPACK's buffers and indirection tables): bands are a quarter of stream_spec.band_rows. Measured on
@@ -129,8 +128,9 @@ class StreamedTFLite:
     def run(self, image: np.ndarray, *, tile: int, storage: DTypeLike = np.float32,
             memory_mib: float = DEFAULT_STREAM_MEMORY, on_tile: OnTile = None,
             dtype: DTypeLike = np.float32) -> np.ndarray:
-        """`stream` in bands for `tile` if the activations fit in `memory_mib` MiB, else `recompute`
-        in tiles of `tile` (tile <= 0 always streams, a stage at a time on the whole photo)."""
+        """`stream` in bands for `tile` (`band`) if the activations fit in `memory_mib` MiB, else
+        `recompute` in tiles of `recompute_tile(tile)`; tile <= 0 always streams, a stage at a time
+        on the whole photo. image, storage, on_tile, dtype as for `stream`; returns [1, H, W, C']."""
         x = _as_batch(image)
         height, width = x.shape[1], x.shape[2]
         if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
