@@ -23,63 +23,31 @@ temporary file beside the output, flushed, then renamed over it.
 Memory: a photo is read in strips into its samples (3 bytes a pixel in 8-bit RGB, 6 in 16-bit)
 while Pillow holds the decoded image (4 bytes a pixel); enhancing holds input and output samples
 plus a few float32 tiles (export/tiling.py); writing holds the output and Pillow's copy of it.
+
+Helpers: export/photo.py (`Photo`, `PhotoError`), export/photo_color.py (the ICC profile and the
+conversion to sRGB), export/photo_png16.py (16-bit PNG through pypng).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import io
 import os
 import secrets
 import zlib
-from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 import numpy as np
-import png  # pypng: Pillow reads 16-bit RGB(A) PNG as 8-bit and cannot write it
+import png  # pypng (export/photo_png16.py): its errors are a photo's decode or write failures
 from PIL import ExifTags, Image, ImageCms
 
-from phone2dslr.errors import one_line
-
-# A photo's reason in the summary: the message alone (the caller words the kind), bounded.
-_one_line = functools.partial(one_line, with_type=False, limit=300)
+from phone2dslr.export.photo import Photo, PhotoError, _one_line
+from phone2dslr.export.photo_color import _to_srgb
+from phone2dslr.export.photo_png16 import _decode_png16, _png16_exif, _png_bit_depth, _write_png16
 
 FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png"}  # MPO: multi-picture JPEG from some phones
 DEFAULT_QUALITY = 95
 DEFAULT_MAX_PIXELS = 250_000_000  # enhance --max-pixels: above the 200 MP phone sensors; 0 is no limit
 _STRIP_BYTES = 1 << 24  # Pillow -> numpy in strips of about this many bytes: no second full copy
-
-
-class PhotoError(ValueError):
-    """One photo cannot be read, decoded or written (one-line message)."""
-
-
-@dataclass
-class Photo:
-    """A decoded photo, upright, as the samples that are enhanced and written back.
-
-    rgb: uint8 or uint16 [H, W, 3], sRGB unless `notes` says otherwise; may be a read-only view
-    (a rotation, or grey repeated into three channels). alpha: the same dtype [H, W], or None.
-    """
-
-    rgb: np.ndarray
-    format: str  # "JPEG" or "PNG"
-    alpha: np.ndarray | None = None
-    exif: bytes | None = None  # without Orientation
-    icc_profile: bytes | None = None  # what the output embeds (the input's, or sRGB after a conversion)
-    notes: list[str] = field(default_factory=list)  # one line each: what could not be kept as documented
-
-    @property
-    def bits(self) -> int:
-        """Bits per sample: 8 or 16."""
-        return 8 * self.rgb.dtype.itemsize
-
-    @property
-    def pixels(self) -> np.ndarray:
-        """float32 [H, W, 3] in [0, 1]: a float copy of the whole photo (12 bytes a pixel; for small
-        photos, e.g. the run report; `enhance` converts tile by tile instead)."""
-        return self.rgb.astype(np.float32) / float(np.iinfo(self.rgb.dtype).max)
 
 
 def read_photo(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
@@ -189,15 +157,6 @@ def _pillow_ceiling_off() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def _png_bit_depth(path: str) -> int:
-    """The bit depth in a PNG's IHDR (signature, IHDR length and tag, width, height, then depth)."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or head[12:16] != b"IHDR":
-        raise PhotoError("cannot decode: no PNG header")
-    return head[24]
-
-
 def _decode_pillow(im: Image.Image) -> Photo:
     """The 8-bit (or fewer) samples of a Pillow image, strip by strip, converted to sRGB (format and
     EXIF left to the caller)."""
@@ -230,87 +189,6 @@ def _decode_pillow(im: Image.Image) -> Photo:
     return Photo(rgb, "PNG", alpha=alpha, icc_profile=icc)
 
 
-def _decode_png16(path: str, icc: bytes | None) -> Photo:
-    """A 16-bit PNG's samples through pypng (Pillow would drop them to 8 bits), with the profile to
-    write (`icc` kept for RGB, even when not sRGB: no conversion, a note instead)."""
-    with open(path, "rb") as f:
-        width, height, rows, info = png.Reader(file=f).read()
-        planes, grey = info["planes"], info["greyscale"]
-        samples = np.empty((height, width * planes), np.uint16)
-        for y, row in enumerate(rows):
-            samples[y] = row
-    samples = samples.reshape(height, width, planes)
-    colour = samples[..., 0] if grey else samples[..., :3]
-    alpha = None
-    if info["alpha"]:
-        alpha = samples[..., -1]
-    elif "transparent" in info:  # a tRNS chunk: one colour is fully transparent
-        key = np.asarray(info["transparent"], np.uint16)
-        match = colour == key[0] if grey else np.all(colour == key, axis=-1)
-        alpha = np.where(match, 0, 65535).astype(np.uint16)
-    rgb = np.broadcast_to(colour[..., np.newaxis], colour.shape + (3,)) if grey else colour
-    photo = Photo(rgb, "PNG", alpha=alpha)
-    if icc and not grey:  # a grey profile would mislabel the RGB output
-        other, photo.icc_profile = _other_rgb_profile(icc)
-        if other is not None:  # its numbers stay in that space: the tag stays honest
-            name = ImageCms.getProfileDescription(other).strip()
-            photo.notes.append(f"16-bit with the ICC profile {name!r}, which is not sRGB: enhanced without "
-                               "colour conversion (LittleCMS in Pillow converts 8-bit only), profile kept")
-    return photo
-
-
-def _png16_exif(path: str, im: Image.Image) -> Image.Exif:
-    """A 16-bit PNG's EXIF without Pillow decoding its pixels (its getexif() does when the eXIf chunk
-    follows the image data): from the chunks before the data, else a scan of the chunks after it."""
-    exif = Image.Exif()
-    data = im.info.get("exif")
-    if data is None:
-        with open(path, "rb") as f:
-            data = next((body for tag, body in png.Reader(file=f).chunks() if tag == b"eXIf"), None)
-    if data:
-        exif.load(data)
-    return exif
-
-
-@functools.lru_cache(maxsize=1)
-def _srgb() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-def _other_rgb_profile(icc: bytes) -> tuple[ImageCms.ImageCmsProfile | None, bytes | None]:
-    """(the profile when it is an RGB profile that is not sRGB in effect, else None; the profile
-    bytes to keep).
-
-    sRGB is told by what the profile does, as at ingestion (components/image_example_gen/
-    colour.py): converting a 16-level RGB cube to sRGB moves no value by more than one level.
-    Its description is no evidence ("sRGB linear" is not sRGB). One for another colour space
-    (grey, CMYK: a mislabelled file) is dropped. Raises PhotoError when LittleCMS cannot read or
-    convert from it: the photo's colours are unknown, and ingestion sets such a file aside too."""
-    try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        if profile.profile.xcolor_space.strip() != "RGB":
-            return None, None
-        levels = np.arange(0, 256, 17, dtype=np.uint8)
-        cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(64, 64, 3)
-        moved = np.asarray(ImageCms.profileToProfile(Image.fromarray(cube, "RGB"), profile, _srgb()),
-                           dtype=np.int16) - cube
-    except (OSError, ImageCms.PyCMSError, ValueError) as e:
-        raise PhotoError(f"its embedded ICC colour profile cannot be read or converted to sRGB "
-                         f"({_one_line(e)}), so its colours are unknown") from None
-    return (None if np.abs(moved).max() <= 1 else profile), icc
-
-
-def _to_srgb(icc: bytes) -> tuple[ImageCms.ImageCmsTransform | None, bytes | None]:
-    """(8-bit RGB -> sRGB transform, or None when none is needed; the profile the output embeds):
-    an RGB profile other than sRGB is converted from, and the output tagged sRGB."""
-    profile, keep = _other_rgb_profile(icc)
-    if profile is None:
-        return None, keep
-    transform = ImageCms.buildTransform(profile, _srgb(), "RGB", "RGB",
-                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
-    return transform, _srgb().tobytes()
-
-
 # ---------------------------------------------------------------------------------------------
 # Encoding.
 
@@ -324,50 +202,6 @@ def _write_pillow(handle: BinaryIO, photo: Photo, quality: int) -> None:
     if photo.format == "JPEG":
         options["quality"] = int(quality)
     image.save(handle, format=photo.format, **options)
-
-
-def _write_png16(handle: BinaryIO, photo: Photo) -> None:
-    """16-bit RGB(A) PNG, row by row (pypng packs nothing: rows go in as big-endian bytes)."""
-    height, width = photo.rgb.shape[:2]
-    planes = 3 if photo.alpha is None else 4
-    chunks = []
-    if photo.icc_profile:  # name, NUL, compression method 0 (zlib), the compressed profile
-        chunks.append((b"iCCP", b"ICC Profile\0\0" + zlib.compress(photo.icc_profile)))
-    if photo.exif:  # eXIf holds the TIFF structure without the JPEG APP1 "Exif\0\0" prefix
-        chunks.append((b"eXIf", photo.exif[6:] if photo.exif.startswith(b"Exif\0\0") else photo.exif))
-
-    def rows() -> Iterator[bytes]:
-        row = np.empty((width, planes), ">u2")
-        for y in range(height):
-            row[:, :3] = photo.rgb[y]
-            if photo.alpha is not None:
-                row[:, 3] = photo.alpha[y]
-            yield row.tobytes()
-
-    writer = png.Writer(width, height, greyscale=False, alpha=photo.alpha is not None, bitdepth=16)
-    writer.write_packed(_ChunksAfterHeader(handle, chunks), rows())
-
-
-class _ChunksAfterHeader:
-    """A binary file that inserts PNG chunks right after the signature and IHDR (the first 33 bytes):
-    pypng's Writer cannot add iCCP or eXIf, which belong before the image data."""
-
-    _HEADER = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, tag, data and CRC
-
-    def __init__(self, out: BinaryIO, chunks: list[tuple[bytes, bytes]]):
-        self.out, self.chunks, self.written = out, chunks, 0
-
-    def write(self, data: bytes) -> None:
-        if self.chunks and self.written + len(data) >= self._HEADER:
-            cut = self._HEADER - self.written
-            self.out.write(data[:cut])
-            for tag, body in self.chunks:
-                png.write_chunk(self.out, tag, body)
-            self.chunks = []
-            self.out.write(data[cut:])
-        else:
-            self.out.write(data)
-        self.written += len(data)
 
 
 def _new_temporary(folder: str, name: str) -> tuple[str, BinaryIO]:

@@ -1,4 +1,4 @@
-"""The checks every TFLite variant passes before it may ship, and the results file that records them.
+"""The checks every TFLite variant passes before it may ship; export/tflite_results.py records them.
 
 Each variant (tflite_convert.py) is run on LiteRT (tflite_runtime.py) and measured against the
 SavedModel it came from:
@@ -22,10 +22,9 @@ Nothing here knows about TFX; components/tflite_export wraps it.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -38,12 +37,13 @@ from phone2dslr.export.tflite_convert import (DEFAULT_FIXED_TILE, VARIANTS, Save
                                               convert)
 from phone2dslr.export.tflite_gpu import gpu_verdict
 from phone2dslr.export.tflite_graph import tflite_radius
+from phone2dslr.export.tflite_results import (RESULTS_FILE, VariantResult, json_safe,  # noqa: F401  (re-exported)
+                                              read_results, write_results)
 from phone2dslr.export.tflite_runtime import (RESIZE_CHECK_SIZES, TFLiteRunner, check_resizable,
                                               measure_latency, read_bytes)
 from phone2dslr.export.tiles import ImageFn, NotTileableError, tiled_apply
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE
 
-RESULTS_FILE = "tflite_results.json"
 # Metadata fields of every shipped file unless the config says otherwise (export.author, export.license).
 METADATA_DEFAULTS = {"name": "phone2dslr photo enhancer", "version": "unversioned", "author": "phone2dslr",
                      "license": "unspecified"}
@@ -55,42 +55,6 @@ class EvalImage:
 
     phone: np.ndarray  # float32 [1, H, W, 3] in [0, 1]
     dslr: np.ndarray | None = None
-
-
-@dataclass
-class VariantResult:
-    """What tflite_results.json records per variant (None: not measured, see `reason`)."""
-
-    variant: str
-    passed: bool = False
-    reason: str = ""
-    file: str | None = None  # relative to the output folder; None when not shipped
-    size_bytes: int | None = None
-    min_parity_psnr: float | None = None
-    parity_max_abs: float | None = None
-    parity_psnr: float | None = None  # worst image; +inf when identical to the SavedModel
-    psnr: float | None = None  # vs the DSLR targets, mean over paired images
-    psnr_pooled: float | None = None  # vs the DSLR targets, MSE pooled over all paired images
-    ssim: float | None = None
-    ms_ssim: float | None = None
-    latency_ms: float | None = None
-    input_size: list[int] | None = None  # [H, W] of the latency measurement
-    input_shape_signature: list[int] | None = None
-    resize_checked: list[list[int]] = field(default_factory=list)
-    fixed_size: list[int] | None = None  # [H, W] of a fixed-size input, tiled at that size
-    receptive_field_radius: int | None = None  # None: not tileable (the graph says why, see tiling_note)
-    tiled_vs_whole_psnr: float | None = None  # worst image, tiled vs the variant's whole-image run; +inf: equal
-    tiling_check_tile: list[int] | None = None  # [H, W] of the tiles of that measurement
-    tiles_exactly: bool | None = None  # tiled_vs_whole_psnr >= tflite_tile_checks.EXACT_PSNR
-    tiling_note: str = ""
-    gpu_compatible: bool | None = None  # export/tflite_gpu.py: analyzer + project checks
-    gpu_issues: list[str] = field(default_factory=list)
-    gpu_analyzer: str | None = None
-    metadata: bool = False  # TFLite model metadata written into the file (export/tflite_metadata.py)
-    checked_images: int | None = None  # held-out images of parity and quality (fewer for a fixed-size model)
-    # The phone input's quality on those images when they are a subset (a fixed-size model): what
-    # the quality gate compares with, and what the report shows beside the variant's own.
-    phone_input: dict[str, Any] | None = None
 
 
 def evaluate_variant(variant: str, model: str | bytes, enhancer_outputs: Sequence[np.ndarray],
@@ -309,37 +273,6 @@ def _apply_quality_gate(result: VariantResult, phone: dict[str, Any], min_psnr_g
             result.reason = (f"{name.upper()} {value if value is None else round(value, 4)} vs the DSLR targets "
                              f"does not beat the phone input's {phone[name]:.4f} by the gate's {margin}")
             return
-
-
-def write_results(out_dir: str, report: dict[str, Any]) -> str:
-    """Write `<out_dir>/tflite_results.json`; infinite PSNR (identical outputs) is written "inf".
-
-    Strict JSON has no Infinity; Python readers get the number back with float(value).
-    """
-    tf.io.gfile.makedirs(out_dir)
-    path = os.path.join(out_dir, RESULTS_FILE)
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(json_safe(report), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    return path
-
-
-def read_results(out_dir: str) -> dict[str, Any]:
-    """The results file written by `export_variants` / `write_results`."""
-    with tf.io.gfile.GFile(os.path.join(out_dir, RESULTS_FILE)) as f:
-        return json.load(f)
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: non-finite floats become "inf" / "-inf" / "nan", numpy scalars Python ones."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value
 
 
 def _write_bytes(path: str, content: bytes) -> None:
