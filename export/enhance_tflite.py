@@ -51,7 +51,7 @@ def load_tflite(path: str, threads: int, overlap: int | None, storage: str = "fl
         enhancer.radius = -(-overlap // 2)
         enhancer.note = f"tiles overlap {2 * enhancer.radius} px (--overlap)" + (
             f", less than the {2 * radius} px its graph needs: expect seams" if radius and radius > enhancer.radius
-            else "")
+            else f"; not exact, its graph cannot be tiled: {why}" if radius is None and why else "")
         return _check_fixed(enhancer, path)
     if radius is not None:
         enhancer.radius, enhancer.note = radius, f"receptive-field radius {radius} px"

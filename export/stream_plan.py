@@ -34,7 +34,7 @@ import tf_keras as keras
 
 from phone2dslr.export.stream_spec import StageSpec, StreamSpec
 from phone2dslr.export.tiles import NotTileableError
-from phone2dslr.trainer.blocks import _POINTWISE
+from phone2dslr.trainer.blocks import _POINTWISE, channel_axis_only
 
 # Pointwise in the channel sense only if they keep the spatial size: padding and cropping do not.
 _LOCAL_POINTWISE = _POINTWISE - {"ZeroPadding2D", "Cropping2D", "InputLayer"}
@@ -114,7 +114,7 @@ def layer_reach(layer: keras.layers.Layer) -> int:
                 or not (padding == "same" or all(k == 1 for k in effective)):
             raise NotTileableError(f"layer {layer.name} ({name}) is not a stride-1 'same' 2-D convolution")
         return max((k - 1) - (k - 1) // 2 for k in effective)  # 'same': the wider side gets k // 2
-    if name in _LOCAL_POINTWISE:
+    if name in _LOCAL_POINTWISE and channel_axis_only(layer):
         return 0
     raise NotTileableError(f"layer {layer.name} ({name}) is neither a stride-1 'same' convolution nor "
                            "pointwise; streaming cannot tell which pixels it mixes")

@@ -94,6 +94,43 @@ class StreamSpec:
                    last_use=dict(data["last_use"]), norm_inputs=list(data["norm_inputs"]),
                    input=data["input"], output=data["output"])
 
+    def validate(self) -> None:
+        """Raises ValueError naming the first way this is not a plan `stream` can run: stages
+        numbered 0, 1, ... in order, each reading only the photo and what earlier stages store,
+        opening only normalizations an earlier stage completed, completing each normalization whose
+        input it stores (or the photo's), with a non-negative integer radius, and only the last one
+        computing the output; channel counts positive integers."""
+        def fail(why: str) -> None:
+            raise ValueError(f"stream plan: {why}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not self.stages:
+            fail("no stages")
+        for t, c in self.channels.items():
+            if not is_int(c) or c < 1:
+                fail(f"tensor {t} has {c!r} channels")
+        for t in (self.input, self.output, *self.norm_inputs):
+            if t not in self.channels:
+                fail(f"tensor {t} has no channel count")
+        produced, completed = {self.input}, set()
+        for k, stage in enumerate(self.stages):
+            if stage.index != k or not is_int(stage.radius) or stage.radius < 0:
+                fail(f"stage {k} is numbered {stage.index!r} with radius {stage.radius!r}")
+            if stage.final != (k == len(self.stages) - 1):
+                fail("the last stage, and only it, must compute the output")
+            if any(t not in produced for t in stage.inputs) or any(t not in self.channels for t in stage.stores):
+                fail(f"stage {k} reads or stores a tensor no earlier stage stores")
+            if any(not is_int(j) or j not in completed for j in stage.opens):
+                fail(f"stage {k} applies a normalization no earlier stage completed")
+            for j in stage.stats:
+                if not is_int(j) or not 0 <= j < len(self.norm_inputs) or \
+                        self.norm_inputs[j] not in (*stage.stores, self.input):
+                    fail(f"stage {k} completes normalization {j!r}, whose input it does not store")
+            produced.update(stage.stores)
+            completed.update(stage.stats)
+
     def stored_bytes(self, height: int, width: int, storage: DTypeLike = np.float32) -> int:
         """Most bytes of whole-image arrays alive at once in `stream` (it reuses arrays as
         `_assign_buffers` does: this walks the same choices over channel counts)."""
@@ -119,17 +156,22 @@ def band_rows(tile: int, width: int) -> int:
     return max(MIN_BAND, (int(tile) * int(tile)) // max(1, int(width)))
 
 
-def stage_band(spec: StreamSpec, stage: StageSpec, width: int, band: int, storage: DTypeLike = np.float32) -> int:
-    """Rows per band in `stage`: `band`, thinned so that no input window ((rows + 2 * radius) x width
-    x channels of `storage`) exceeds TRANSFER_BYTES; at least 1."""
+def stage_band(spec: StreamSpec, stage: StageSpec, width: int, band: int, storage: DTypeLike = np.float32,
+               thin: bool = True) -> int:
+    """Rows per band in `stage`: `band`, with `thin` thinned so that no input window ((rows + 2 *
+    radius) x width x channels of `storage`) exceeds TRANSFER_BYTES (TensorFlow's copies; LiteRT's
+    runner writes windows into its own tensors and passes thin=False); at least 1."""
+    if not thin:
+        return max(1, band)
     row_bytes = max([width * spec.channels[t] * np.dtype(storage).itemsize for t in stage.inputs if t != spec.input],
                     default=1)
     return max(1, min(band, TRANSFER_BYTES // row_bytes - 2 * stage.radius))
 
 
-def stream_count(spec: StreamSpec, height: int, width: int, band: int, storage: DTypeLike = np.float32) -> int:
+def stream_count(spec: StreamSpec, height: int, width: int, band: int, storage: DTypeLike = np.float32,
+                 thin: bool = True) -> int:
     """How many band runs `stream` makes (over all stages; for progress bars)."""
-    return sum(-(-height // stage_band(spec, stage, width, band, storage)) for stage in spec.stages)
+    return sum(-(-height // stage_band(spec, stage, width, band, storage, thin)) for stage in spec.stages)
 
 
 class _Moments:
@@ -157,11 +199,11 @@ class _Moments:
 
 
 def stream(spec: StreamSpec, run: RunStage, image: np.ndarray, *, band: int, storage: DTypeLike = np.float32,
-           on_tile: OnTile = None, dtype: DTypeLike = np.float32) -> np.ndarray:
+           on_tile: OnTile = None, dtype: DTypeLike = np.float32, thin: bool = True) -> np.ndarray:
     """A photo through the stages of `spec`, each computed once by `run` (module docstring).
 
     image: [H, W, C] or [1, H, W, C], float in [0, 1] or uint8/uint16 samples (converted per band).
-    band: output rows per band (>= 1; thinned per stage by `stage_band`). storage: float32 or
+    band: output rows per band (>= 1; with `thin`, thinned per stage by `stage_band`). storage: float32 or
     float16 for the whole-image activations kept between stages. on_tile: called after each band
     of each stage (`stream_count` calls). Returns [1, H, W, C'] of `dtype` (float32: the raw output,
     not clipped). Raises ValueError for band < 1 or another storage dtype.
@@ -178,7 +220,7 @@ def stream(spec: StreamSpec, run: RunStage, image: np.ndarray, *, band: int, sto
         opens = [stats[j] for j in stage.opens]
         delayed = _assign_buffers(spec, stage, buffers, (height, width), storage)
         moments = {j: _Moments(spec.channels[spec.norm_inputs[j]]) for j in stage.stats}
-        h, rows = stage.radius, stage_band(spec, stage, width, band, storage)
+        h, rows = stage.radius, stage_band(spec, stage, width, band, storage, thin)
         for r0 in range(0, height, rows):
             r1 = min(height, r0 + rows)
             a0, a1 = max(0, r0 - h), min(height, r1 + h)
@@ -213,7 +255,13 @@ def _whole_image_array(shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
     for huge pages) against 0.3-0.5 s on plain pages, and TensorFlow's copy of each window was
     about 3x faster from 64-byte aligned rows (Eigen's alignment) than from NumPy's 16-byte offset."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return np.frombuffer(mmap.mmap(-1, max(1, nbytes)), np.uint8)[:nbytes].view(dtype).reshape(shape)
+    try:
+        memory = mmap.mmap(-1, max(1, nbytes))
+    except OSError as e:  # ENOMEM: out of memory, not a file error
+        raise MemoryError(f"no memory for {nbytes / 2 ** 20:.0f} MiB of whole-image activations ({e.strerror}); "
+                          "keep them as float16 (--storage float16) or recompute them per tile "
+                          "(a .tflite with --stream-memory 0)") from None
+    return np.frombuffer(memory, np.uint8)[:nbytes].view(dtype).reshape(shape)
 
 
 def _assign_buffers(spec: StreamSpec, stage: StageSpec, buffers: dict[str, np.ndarray], size: tuple[int, int],

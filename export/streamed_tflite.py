@@ -30,10 +30,11 @@ from numpy.typing import DTypeLike
 from phone2dslr.console import native_log_threshold
 from phone2dslr.export import stream_spec
 from phone2dslr.export.stream_spec import STREAM_NAME, StreamSpec, _Moments
-from phone2dslr.export.tflite_buffers import read_buffer
+from phone2dslr.export.tflite_buffers import read_buffer, signature_names
 from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, spans, to_samples
 
 DEFAULT_STREAM_MEMORY = 2048  # MiB of whole-image activations `run` may keep (--stream-memory)
+DEFAULT_TILE = 512  # as enhance's --tile: what tile 0 (whole photo) recomputes with when it must
 # LiteRT holds about four times the bytes per band pixel that TensorFlow does (its arena plus
 # XNNPACK's buffers and indirection tables): bands are a quarter of stream_spec.band_rows. Measured on
 # a 2048x1536 photo, official generator: 32-row bands 1883 MiB peak, 128-row 2173 MiB, same speed.
@@ -43,14 +44,26 @@ BAND_DIVISOR = 4
 def read_spec(content: bytes) -> StreamSpec | None:
     """The StreamSpec of a streamable `.tflite` (bytes); None for any other TFLite file.
 
-    Raises ValueError when the entry is there but is not a spec (a damaged file)."""
+    Raises ValueError when the entry is there but is not a plan `stream` can run on this file's
+    stage signatures (a damaged file; see StreamSpec.validate)."""
     data = read_buffer(content, STREAM_NAME)
     if data is None:
         return None
     try:
-        return StreamSpec.from_json(data)
-    except (KeyError, TypeError) as e:
+        spec = StreamSpec.from_json(data)
+    except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{STREAM_NAME} metadata is not a stream plan: {e}") from None
+    spec.validate()
+    signatures = signature_names(content)
+    for stage in spec.stages:  # the plan must name what the file's stage signatures take and give
+        inputs = set(stage.inputs) | {f"{m}{j}" for j in stage.opens for m in ("mean", "var")}
+        outputs = set(stage.stores) | {f"row{m}{j}" for j in stage.stats for m in ("mean", "var")} | (
+            {"image"} if stage.final else set())
+        found = signatures.get(f"stage_{stage.index}")
+        if found is None or found[0] != inputs or not outputs <= found[1]:
+            raise ValueError(f"stream plan: stage {stage.index} does not match the file's signature "
+                             f"stage_{stage.index}")
+    return spec
 
 
 class StreamedTFLite:
@@ -102,7 +115,8 @@ class StreamedTFLite:
                     [(out[f"rowmean{j}"][0, kept, 0], out[f"rowvar{j}"][0, kept, 0]) for j in stage.stats],
                     out["image"][:, kept] if stage.final else None)
 
-        return stream_spec.stream(self.spec, run, image, band=band, storage=storage, on_tile=on_tile, dtype=dtype)
+        return stream_spec.stream(self.spec, run, image, band=band, storage=storage, on_tile=on_tile, dtype=dtype,
+                                  thin=False)
 
     def mode(self, height: int, width: int, storage: DTypeLike = np.float32,
              memory_mib: float = DEFAULT_STREAM_MEMORY) -> str:
@@ -125,26 +139,33 @@ class StreamedTFLite:
         twice `min_tile` so the halo does not dominate."""
         return max(2 * self.min_tile(), tile // BAND_DIVISOR)
 
+    def choose(self, height: int, width: int, tile: int, storage: DTypeLike = np.float32,
+               memory_mib: float = DEFAULT_STREAM_MEMORY) -> tuple[str, int]:
+        """How `run` goes: ("stream", rows per band) when the whole-image activations fit in
+        `memory_mib` MiB, else ("recompute", tile side). tile <= 0 (whole photo): one band per stage,
+        or recomputed in the tiles of the default --tile when even that does not fit."""
+        if self.mode(height, width, storage, memory_mib) == "stream":
+            return "stream", self.band(tile, height, width, storage)
+        return "recompute", self.recompute_tile(tile if tile > 0 else DEFAULT_TILE)
+
     def run(self, image: np.ndarray, *, tile: int, storage: DTypeLike = np.float32,
             memory_mib: float = DEFAULT_STREAM_MEMORY, on_tile: OnTile = None,
             dtype: DTypeLike = np.float32) -> np.ndarray:
-        """`stream` in bands for `tile` (`band`) if the activations fit in `memory_mib` MiB, else
-        `recompute` in tiles of `recompute_tile(tile)`; tile <= 0 always streams, a stage at a time
-        on the whole photo. image, storage, on_tile, dtype as for `stream`; returns [1, H, W, C']."""
+        """The photo streamed or recomputed as `choose` says. image, storage, on_tile, dtype as for
+        `stream`; returns [1, H, W, C'] of `dtype`."""
         x = _as_batch(image)
-        height, width = x.shape[1], x.shape[2]
-        if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
-            return self.stream(x, band=self.band(tile, height, width, storage), storage=storage, on_tile=on_tile,
-                               dtype=dtype)
-        return self.recompute(x, tile=self.recompute_tile(tile), on_tile=on_tile, dtype=dtype)
+        mode, size = self.choose(x.shape[1], x.shape[2], tile, storage, memory_mib)
+        if mode == "stream":
+            return self.stream(x, band=size, storage=storage, on_tile=on_tile, dtype=dtype)
+        return self.recompute(x, tile=size, on_tile=on_tile, dtype=dtype)
 
     def count(self, height: int, width: int, tile: int, storage: DTypeLike = np.float32,
               memory_mib: float = DEFAULT_STREAM_MEMORY) -> int:
         """How many band or tile runs `run` makes (for progress bars)."""
-        if tile <= 0 or self.mode(height, width, storage, memory_mib) == "stream":
-            return stream_spec.stream_count(self.spec, height, width, self.band(tile, height, width, storage),
-                                            storage)
-        return self.recompute_count(height, width, self.recompute_tile(tile))
+        mode, size = self.choose(height, width, tile, storage, memory_mib)
+        if mode == "stream":
+            return stream_spec.stream_count(self.spec, height, width, size, storage, thin=False)
+        return self.recompute_count(height, width, size)
 
     def min_tile(self) -> int:
         """The smallest recompute tile: twice the halo of all stages, plus one."""

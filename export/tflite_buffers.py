@@ -58,6 +58,17 @@ def read_buffer(model: bytes, name: str) -> bytes | None:
     return None
 
 
+def signature_names(model: bytes) -> dict[str, tuple[set[str], set[str]]]:
+    """Signature key -> (input names, output names) of a TFLite model (tflite_schema.fbs:
+    Model.signature_defs is field 7; SignatureDef.inputs 0, .outputs 1, .signature_key 2;
+    TensorMap.name 0), read like `read_buffer`."""
+    buf = bytes(model)
+    root = Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+    return {field_string(sig, 2): ({field_string(m, 0) for m in field_tables(sig, 0)},
+                                   {field_string(m, 0) for m in field_tables(sig, 1)})
+            for sig in field_tables(root, 7)}
+
+
 def field_string(t: Table, slot: int) -> str:
     """String field number `slot` of table `t` ("" when absent)."""
     o = t.Offset(4 + 2 * slot)
@@ -95,4 +106,4 @@ def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else (value or "")
 
 
-__all__ = ["put_buffer", "read_buffer", "field_string", "field_scalar", "field_table", "field_tables", "field_floats"]
+__all__ = ["put_buffer", "read_buffer", "signature_names", "field_string", "field_scalar", "field_table", "field_tables", "field_floats"]

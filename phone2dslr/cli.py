@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="models that normalize over the image (official DPED weights) keep whole-image activations "
                         "between their stages: float32 (exact) or float16 (half the memory, ~60 dB from exact)")
     p.add_argument("--stream-memory", type=count_arg(0, example=2048), default=2048, metavar="MIB",
-                   help="a streamable .tflite of such a model keeps at most MIB MiB of whole-image activations; "
-                        "for a larger photo it recomputes them tile by tile (bounded memory, ~4x the time)")
+                   help="a streamable .tflite of such a model keeps at most MIB MiB of whole-image activations "
+                        "(default 2048; also with --tile 0); for a larger photo it recomputes them tile by tile "
+                        "(bounded memory, ~3x the time)")
     p.add_argument("--max-pixels", type=count_arg(0, example=250_000_000), default=250_000_000, metavar="N",
                    help="skip (in one line) photos of more than N pixels, width x height; tiled, a photo takes "
                         "about 8 bytes a pixel in 8-bit (12 in 16-bit); 0: no limit (default 250 million)")

@@ -177,6 +177,15 @@ _GLOBAL = {"Flatten", "Reshape", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
            "InstanceNormalization"}
 
 
+def channel_axis_only(layer: keras.layers.Layer) -> bool:
+    """Whether a layer of _POINTWISE works along the channel axis alone (its `axis`, if it has one,
+    is -1 or 3 of [B, H, W, C]): a Softmax, LayerNormalization or Concatenate over H or W mixes
+    positions (or changes the size) and is not pointwise."""
+    axis = getattr(layer, "axis", -1)
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    return all(a in (-1, 3) for a in axes)
+
+
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[-1]))
 
@@ -192,6 +201,9 @@ def _kernel_and_stride(layer: keras.layers.Layer) -> tuple[int, int]:
     elif hasattr(layer, "pool_size"):  # MaxPooling2D, AveragePooling2D
         k, s = _pair(layer.pool_size), _pair(layer.strides)
     elif name in _POINTWISE:
+        if not channel_axis_only(layer):
+            raise ValueError(f"receptive_field: layer {layer.name} ({name}) works over axis {layer.axis}, "
+                             "which mixes positions; the model has no finite receptive field")
         return 1, 1
     elif name in _GLOBAL:
         raise ValueError(f"receptive_field: layer {layer.name} ({name}) mixes all positions; "

@@ -12,6 +12,7 @@ import tf_keras as keras
 
 from phone2dslr.export import official_dped, stream_plan, stream_spec, streamed_norm
 from phone2dslr.export.tiles import NotTileableError
+from phone2dslr.trainer.blocks import receptive_field
 from phone2dslr.trainer.dped_networks import build_generator
 from phone2dslr.trainer.instance_norm import InstanceNormalization
 
@@ -155,6 +156,12 @@ def test_what_cannot_be_streamed():
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(InstanceNormalization()(inputs))
     with pytest.raises(NotTileableError, match="GlobalAveragePooling2D"):
         stream_plan.plan(keras.Model(inputs, keras.layers.Add()([inputs, pooled])))
+    fixed = keras.Input((8, 8, 3))
+    for make in (lambda: keras.layers.Softmax(axis=1), lambda: keras.layers.LayerNormalization(axis=[1, 2, 3])):
+        with pytest.raises(NotTileableError, match="pointwise"):  # per-pixel in name only (helper break-test)
+            stream_plan.plan(keras.Model(fixed, make()(InstanceNormalization()(fixed))))
+        with pytest.raises(ValueError, match="works over axis"):  # nor tiled as if it were
+            receptive_field(keras.Model(fixed, make()(fixed)))
     with pytest.raises(ValueError, match="storage"):
         streamed_norm.streamed_predict(keras.Model(inputs, InstanceNormalization()(inputs)), _image(4, 4),
                                        band=2, storage=np.float64)

@@ -6,6 +6,8 @@ at awkward sizes: bands of one row, tiles that do not divide the photo, a photo 
 Both ways of running the file (streamed with whole-image activations, recomputed per tile) must
 equal the whole-image Keras model within float rounding.
 """
+import errno
+import json
 import subprocess
 import sys
 import tracemalloc
@@ -17,7 +19,8 @@ from PIL import Image
 
 from phone2dslr.export import (official_dped, stream_spec, streamed_tflite, tflite_convert, tflite_metadata,
                               tflite_stages)
-from phone2dslr.export.enhance import load_enhancer
+from phone2dslr.export.enhance import EnhanceError, load_enhancer
+from phone2dslr.export.tflite_buffers import put_buffer, read_buffer
 from phone2dslr.export.tflite_runtime import TFLiteRunner
 from phone2dslr.trainer.dped_networks import build_generator
 from phone2dslr.trainer.serving import export_image_generator
@@ -84,7 +87,7 @@ def test_streamed_and_recomputed_equal_whole_image(official, mode, size, rows):
     calls = []
     if mode == "stream":
         out = streamed.stream(x, band=rows, on_tile=lambda: calls.append(1))
-        count = stream_spec.stream_count(streamed.spec, size[0], size[1], rows)
+        count = stream_spec.stream_count(streamed.spec, size[0], size[1], rows, thin=False)
     else:
         out = streamed.recompute(x, tile=rows, on_tile=lambda: calls.append(1))
         count = streamed.recompute_count(size[0], size[1], rows)
@@ -171,3 +174,46 @@ def test_enhance_with_a_streamable_tflite_imports_no_tensorflow(official, tmp_pa
                                  "--no-progress", *extra], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "loaded: []" in result.stderr and "streamed exactly in 9 stages" in result.stderr
+
+
+def _with_plan(content: bytes, change) -> bytes:
+    data = json.loads(read_buffer(content, stream_spec.STREAM_NAME))
+    change(data)
+    return put_buffer(content, stream_spec.STREAM_NAME, json.dumps(data).encode())
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["stages"][-1].update(final=False), lambda d: d.update(stages=[]),
+    lambda d: d.update(stages=d["stages"][:5]), lambda d: d["stages"][0].update(inputs=["t99"]),
+    lambda d: d["stages"][1].update(radius=-3), lambda d: d["stages"][1].update(radius="5"),
+    lambda d: d["stages"][0].update(stats=[9]), lambda d: d["stages"][3].update(index=42),
+    lambda d: d["stages"][1].update(opens=[5]), lambda d: d["stages"].reverse(),
+    lambda d: d["channels"].update({d["output"]: 0}), lambda d: d.update(output="t99"),
+    lambda d: d["stages"][2].update(stores=d["stages"][2]["stores"][::-1][:1]),  # valid plan, wrong for the file
+], ids=["no-final", "no-stages", "too-few", "unknown-input", "negative-radius", "string-radius", "bad-stats",
+        "misnumbered", "opens-early", "reversed", "zero-channels", "unknown-output", "not-the-files-stores"])
+def test_a_damaged_plan_is_one_line_at_load(official, tmp_path, change):
+    """A plan that is JSON but not this file's (helper break-test: these wrote uninitialised photos or
+    raised tracebacks mid-run) is refused when the model loads."""
+    path = tmp_path / "damaged.tflite"
+    path.write_bytes(_with_plan(official[1].content, change))
+    with pytest.raises(EnhanceError, match="damaged stream plan") as e:
+        load_enhancer(str(path))
+    assert "\n" not in str(e.value)
+
+
+def test_out_of_memory_for_the_activations_says_what_to_do(official, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(stream_spec.mmap, "mmap", no_memory)
+    with pytest.raises(MemoryError, match="--storage float16.*--stream-memory 0"):
+        official[1].stream(_image(20, 30), band=8)
+
+
+def test_whole_photo_runs_respect_the_memory_limit_and_bands_are_not_thinned(official, monkeypatch):
+    _, streamed = official
+    assert streamed.choose(40, 60, 0, memory_mib=2048) == ("stream", 40)  # --tile 0: one band per stage
+    assert streamed.choose(40, 60, 0, memory_mib=0) == ("recompute", streamed.recompute_tile(512))
+    monkeypatch.setattr(stream_spec, "TRANSFER_BYTES", 1)  # TensorFlow's copy limit does not apply here
+    assert streamed.count(40, 60, 0) == len(streamed.spec.stages)
