@@ -21,7 +21,7 @@ from phone2dslr.export import (official_dped, stream_spec, streamed_tflite, tfli
                               tflite_stages)
 from phone2dslr.export.enhance import EnhanceError, load_enhancer
 from phone2dslr.export.tflite_buffers import put_buffer, read_buffer
-from phone2dslr.export.tflite_runtime import TFLiteRunner
+from phone2dslr.export.tflite_runtime import TFLiteExportError, TFLiteRunner
 from phone2dslr.trainer.dped_networks import build_generator
 from phone2dslr.trainer.serving import export_image_generator
 from tests.export.photo_helpers import save_tiny_generator
@@ -217,3 +217,12 @@ def test_whole_photo_runs_respect_the_memory_limit_and_bands_are_not_thinned(off
     assert streamed.choose(40, 60, 0, memory_mib=0) == ("recompute", streamed.recompute_tile(512))
     monkeypatch.setattr(stream_spec, "TRANSFER_BYTES", 1)  # TensorFlow's copy limit does not apply here
     assert streamed.count(40, 60, 0) == len(streamed.spec.stages)
+
+
+def test_export_checks_the_stages_against_the_whole_image_signature(official, monkeypatch):
+    """convert_streamable runs the stages on a probe: stages that disagree with enhance_image fail it."""
+    _, streamed = official
+    tflite_stages.check_streaming(streamed.content)  # the real file passes
+    monkeypatch.setattr(streamed_tflite.StreamedTFLite, "recompute", lambda self, x, **kw: np.zeros_like(x))
+    with pytest.raises(TFLiteExportError, match="recomputed differ from the file's whole-image output"):
+        tflite_stages.check_streaming(streamed.content)
