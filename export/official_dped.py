@@ -119,8 +119,12 @@ def export(checkpoint: str, out_dir: str, variants: Sequence[str] = ("float32",)
     reference = tflite_convert.SavedModelEnhancer(saved_model_dir)(probe)
     results: dict[str, Any] = {}
     for variant in variants:
-        content = tflite_convert.convert(saved_model_dir, variant,  # float32/float16: streamable
-                                         representative_images=[probe] if variant == "int8" else None)
+        try:
+            content = tflite_convert.convert(saved_model_dir, variant,  # float32/float16: streamable
+                                             representative_images=[probe] if variant == "int8" else None)
+        except tflite_convert.TFLiteExportError as e:  # this variant fails; the others go on
+            results[variant] = {"file": None, "passed": False, "reason": f"not converted: {e}"}
+            continue
         result = tflite_checks.evaluate_variant(variant, content, [reference], [tflite_checks.EvalImage(probe)],
                                                 min_parity_psnr, latency_size=(96, 128), threads=threads,
                                                 latency_runs=1)

@@ -122,6 +122,8 @@ class StreamSpec:
                 fail("the last stage, and only it, must compute the output")
             if any(t not in produced for t in stage.inputs) or any(t not in self.channels for t in stage.stores):
                 fail(f"stage {k} reads or stores a tensor no earlier stage stores")
+            if len(set(stage.stores)) != len(stage.stores) or produced & set(stage.stores):
+                fail(f"stage {k} stores a tensor twice")
             if any(not is_int(j) or j not in completed for j in stage.opens):
                 fail(f"stage {k} applies a normalization no earlier stage completed")
             for j in stage.stats:
@@ -258,9 +260,9 @@ def _whole_image_array(shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
     try:
         memory = mmap.mmap(-1, max(1, nbytes))
     except OSError as e:  # ENOMEM: out of memory, not a file error
+        half = "" if np.dtype(dtype) == np.float16 else "keep them as float16 (--storage float16) or "
         raise MemoryError(f"no memory for {nbytes / 2 ** 20:.0f} MiB of whole-image activations ({e.strerror}); "
-                          "keep them as float16 (--storage float16) or recompute them per tile "
-                          "(a .tflite with --stream-memory 0)") from None
+                          f"{half}recompute them per tile (a .tflite with --stream-memory 0)") from None
     return np.frombuffer(memory, np.uint8)[:nbytes].view(dtype).reshape(shape)
 
 

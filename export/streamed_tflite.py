@@ -51,9 +51,9 @@ def read_spec(content: bytes) -> StreamSpec | None:
         return None
     try:
         spec = StreamSpec.from_json(data)
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{STREAM_NAME} metadata is not a stream plan: {e}") from None
-    spec.validate()
+        spec.validate()
+    except (KeyError, TypeError, AttributeError, RecursionError) as e:  # JSON of the wrong shapes or types
+        raise ValueError(f"{STREAM_NAME} metadata is not a stream plan: {type(e).__name__}: {e}") from None
     signatures = signature_names(content)
     for stage in spec.stages:  # the plan must name what the file's stage signatures take and give
         inputs = set(stage.inputs) | {f"{m}{j}" for j in stage.opens for m in ("mean", "var")}
@@ -66,16 +66,46 @@ def read_spec(content: bytes) -> StreamSpec | None:
     return spec
 
 
+def check_streaming(content: bytes, tolerance: float = 1e-2) -> None:
+    """Raise ValueError unless the file's stage signatures, streamed in bands and recomputed in tiles
+    as its plan says, give its own whole-image `enhance_image` output (clipped to [0, 1]) within
+    `tolerance` on a 41x57 probe (0.04-0.16 s). Run at export (the variant parity checks only run
+    `enhance_image`) and at load (a plan that is well-formed but not this file's: wrong radius,
+    channels, normalization inputs). The tolerance is loose on purpose: a plan that does not fit
+    is off by 0.1 or more, while a whole-image float32 MEAN over a badly conditioned activation
+    (mean hundreds of times its spread) is itself off by ~1e-3."""
+    from phone2dslr.export.tflite_runtime import TFLiteRunner
+
+    yy, xx = np.mgrid[0:41, 0:57].astype(np.float32)
+    probe = np.stack([yy / 40, xx / 56, 0.5 + 0.4 * np.sin((xx + yy) / 5)], -1)[np.newaxis]
+    streamed = StreamedTFLite(content, threads=1, check=False)
+    try:
+        whole = TFLiteRunner(content, threads=1)(probe)
+        runs = (("streamed", streamed.stream(probe, band=7)),
+                ("recomputed", streamed.recompute(probe, tile=streamed.min_tile() + 4)))
+    except (ValueError, KeyError, IndexError, TypeError, RuntimeError) as e:  # shapes or names the file lacks
+        raise ValueError(f"the stream plan does not run on this file: {type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]}") from None
+    for how, out in runs:
+        error = float(np.abs(np.clip(out, 0.0, 1.0) - whole).max())
+        if not error <= tolerance:
+            raise ValueError(f"the stage signatures {how} differ from the file's whole-image output by "
+                             f"{error:.3g} (> {tolerance})")
+
+
 class StreamedTFLite:
     """A streamable `.tflite` (bytes) on LiteRT: float32 [1, H, W, 3] in [0, 1] -> the model output.
 
     Raises ValueError when `content` has no stream plan (see `read_spec`)."""
 
-    def __init__(self, content: bytes, threads: int = 2) -> None:
+    def __init__(self, content: bytes, threads: int = 2, check: bool = True) -> None:
+        """`check`: run `check_streaming` on the file first (ValueError when its plan does not fit)."""
         spec = read_spec(content)
         if spec is None:
             raise ValueError(f"not a streamable TFLite file (no {STREAM_NAME} metadata)")
         self.spec, self.content, self.threads = spec, bytes(content), threads
+        if check:
+            check_streaming(self.content)
 
     def _interpreter(self) -> Interpreter:
         with native_log_threshold():  # "Created TensorFlow Lite XNNPACK delegate" (INFO)

@@ -106,4 +106,5 @@ def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else (value or "")
 
 
-__all__ = ["put_buffer", "read_buffer", "signature_names", "field_string", "field_scalar", "field_table", "field_tables", "field_floats"]
+__all__ = ["put_buffer", "read_buffer", "signature_names", "field_string", "field_scalar", "field_table",
+           "field_tables", "field_floats"]

@@ -186,6 +186,11 @@ def channel_axis_only(layer: keras.layers.Layer) -> bool:
     return all(a in (-1, 3) for a in axes)
 
 
+def _axes(axis: object) -> object:
+    """A layer's axis as printed: Keras wraps list attributes in a ListWrapper."""
+    return list(axis) if hasattr(axis, "__iter__") else axis
+
+
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[-1]))
 
@@ -202,7 +207,7 @@ def _kernel_and_stride(layer: keras.layers.Layer) -> tuple[int, int]:
         k, s = _pair(layer.pool_size), _pair(layer.strides)
     elif name in _POINTWISE:
         if not channel_axis_only(layer):
-            raise ValueError(f"receptive_field: layer {layer.name} ({name}) works over axis {layer.axis}, "
+            raise ValueError(f"receptive_field: layer {layer.name} ({name}) works over axis {_axes(layer.axis)}, "
                              "which mixes positions; the model has no finite receptive field")
         return 1, 1
     elif name in _GLOBAL:

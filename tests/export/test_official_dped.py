@@ -165,3 +165,21 @@ def test_no_checkpoint_is_one_line_error(tmp_path, capsys):
     assert cli.main(["import-dped", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no TF checkpoint at") and "\n" not in err
+
+
+def test_a_variant_that_fails_to_convert_is_reported_and_the_others_go_on(checkpoint, tmp_path, monkeypatch):
+    """import-dped: a conversion error (e.g. the streamable file's stage check) fails that variant only."""
+    from phone2dslr.export import tflite_convert
+
+    original = tflite_convert.convert
+
+    def failing(saved_model_dir, variant, **kwargs):
+        if variant == "float32":
+            raise tflite_convert.TFLiteExportError("streamable float32: stages differ")
+        return original(saved_model_dir, variant, **kwargs)
+
+    monkeypatch.setattr(tflite_convert, "convert", failing)
+    result = official_dped.export(checkpoint[0], str(tmp_path), variants=("float32", "dynamic_int8"))
+    assert result["tflite"]["float32"] == {"file": None, "passed": False,
+                                           "reason": "not converted: streamable float32: stages differ"}
+    assert os.path.exists(result["tflite"]["dynamic_int8"]["file"])

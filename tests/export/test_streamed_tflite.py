@@ -190,8 +190,12 @@ def _with_plan(content: bytes, change) -> bytes:
     lambda d: d["stages"][1].update(opens=[5]), lambda d: d["stages"].reverse(),
     lambda d: d["channels"].update({d["output"]: 0}), lambda d: d.update(output="t99"),
     lambda d: d["stages"][2].update(stores=d["stages"][2]["stores"][::-1][:1]),  # valid plan, wrong for the file
+    lambda d: d["stages"][2]["stores"].append(d["stages"][2]["stores"][0]),
+    lambda d: d["stages"][1].update(inputs=None),
+    lambda d: d.update(input=["t0"]),
 ], ids=["no-final", "no-stages", "too-few", "unknown-input", "negative-radius", "string-radius", "bad-stats",
-        "misnumbered", "opens-early", "reversed", "zero-channels", "unknown-output", "not-the-files-stores"])
+        "misnumbered", "opens-early", "reversed", "zero-channels", "unknown-output", "not-the-files-stores",
+        "stored-twice", "null-inputs", "list-input"])
 def test_a_damaged_plan_is_one_line_at_load(official, tmp_path, change):
     """A plan that is JSON but not this file's (helper break-test: these wrote uninitialised photos or
     raised tracebacks mid-run) is refused when the model loads."""
@@ -219,10 +223,19 @@ def test_whole_photo_runs_respect_the_memory_limit_and_bands_are_not_thinned(off
     assert streamed.count(40, 60, 0) == len(streamed.spec.stages)
 
 
-def test_export_checks_the_stages_against_the_whole_image_signature(official, monkeypatch):
-    """convert_streamable runs the stages on a probe: stages that disagree with enhance_image fail it."""
-    _, streamed = official
-    tflite_stages.check_streaming(streamed.content)  # the real file passes
+def test_the_stages_are_checked_against_the_whole_image_signature(official, tmp_path, monkeypatch):
+    """At export and at load the stages run on a probe: a plan that is well-formed but not the file's
+    (second break-test: wrong radius, channels, normalization inputs gave silently wrong photos or
+    mid-run tracebacks) is refused, and stages that disagree fail the conversion."""
+    model, streamed = official
+    streamed_tflite.check_streaming(streamed.content)  # the real file passes
+    for change in (lambda d: [stage.update(radius=0) for stage in d["stages"]],
+                   lambda d: d["stages"][8].update(radius=2), lambda d: d["norm_inputs"].__setitem__(0, "t2"),
+                   lambda d: d["channels"].update(t3=9), lambda d: d.update(output="t2")):
+        path = tmp_path / "wrong.tflite"
+        path.write_bytes(_with_plan(streamed.content, change))
+        with pytest.raises(EnhanceError, match="damaged stream plan"):
+            load_enhancer(str(path))
     monkeypatch.setattr(streamed_tflite.StreamedTFLite, "recompute", lambda self, x, **kw: np.zeros_like(x))
     with pytest.raises(TFLiteExportError, match="recomputed differ from the file's whole-image output"):
-        tflite_stages.check_streaming(streamed.content)
+        tflite_stages.convert_streamable(model)
