@@ -83,11 +83,19 @@ class Plan:
     channels: dict[str, int]
     last_use: dict[str, int]
 
+    def names(self) -> dict[str, str]:
+        """Tensor id -> its name in the spec and in a streamable file's signatures: t0, t1, ... in
+        graph order (t0 the photo)."""
+        return {t: f"t{k}" for k, t in enumerate(self.channels)}
+
+    def norm_index(self) -> dict[int, int]:
+        """id(Norm) -> its index in `norms` (how the spec and the signatures name normalizations)."""
+        return {id(norm): j for j, norm in enumerate(self.norms)}
+
     def spec(self) -> StreamSpec:
-        """The plan without Keras objects (export/stream_spec.py): tensors named t0, t1, ... in graph
-        order (t0 the photo), normalizations by their index in `norms`."""
-        names = {t: f"t{k}" for k, t in enumerate(self.channels)}
-        index = {id(norm): j for j, norm in enumerate(self.norms)}
+        """The plan without Keras objects (export/stream_spec.py): tensors by `names`,
+        normalizations by `norm_index`."""
+        names, index = self.names(), self.norm_index()
         stages = [StageSpec(stage.index, [names[t] for t in stage.inputs], [names[t] for t in stage.stores],
                             [index[id(n)] for n in stage.stats], [index[id(n)] for n in stage.opens], stage.final,
                             stage.radius) for stage in self.stages]

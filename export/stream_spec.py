@@ -152,6 +152,12 @@ class StreamSpec:
         return most * height * width * np.dtype(storage).itemsize
 
 
+def stage_key(index: int, storage: str = "float32") -> str:
+    """The signature of stage `index` in a streamable `.tflite` whose kept tensors (in and out) are
+    `storage` (float32, float16): stage_<k> or stage_<k>_float16 (export/tflite_stages.py)."""
+    return f"stage_{index}" if storage == "float32" else f"stage_{index}_{storage}"
+
+
 def band_rows(tile: int, width: int) -> int:
     """Rows per band with about the pixels of a `tile` x `tile` tile (at least MIN_BAND) for a photo
     `width` pixels wide: what --tile means for a streamed model."""

@@ -32,7 +32,6 @@ from phone2dslr.export.stream_spec import STORAGES, band_rows, stage_band  # noq
 from phone2dslr.export.tiles import OnTile
 
 
-
 def _stage_fn(p: Plan, stage: Stage, storage: np.dtype) -> Callable[..., Any]:
     """The stage as a tf.function of (input windows [1, h, W, C], gains [C], offsets [C], top, rows):
     returns (stored tensors' kept rows in `storage` dtype, per-row (mean, var) float32 [rows, C]

@@ -29,7 +29,7 @@ from numpy.typing import DTypeLike
 
 from phone2dslr.console import native_log_threshold
 from phone2dslr.export import stream_spec
-from phone2dslr.export.stream_spec import STREAM_NAME, StreamSpec, _Moments
+from phone2dslr.export.stream_spec import STREAM_NAME, StreamSpec, _Moments, stage_key
 from phone2dslr.export.tflite_buffers import read_buffer, signature_names
 from phone2dslr.export.tiles import OnTile, _as_batch, float_tile, spans, to_samples
 
@@ -59,10 +59,10 @@ def read_spec(content: bytes) -> StreamSpec | None:
         inputs = set(stage.inputs) | {f"{m}{j}" for j in stage.opens for m in ("mean", "var")}
         outputs = set(stage.stores) | {f"row{m}{j}" for j in stage.stats for m in ("mean", "var")} | (
             {"image"} if stage.final else set())
-        found = signatures.get(f"stage_{stage.index}")
+        found = signatures.get(stage_key(stage.index))
         if found is None or found[0] != inputs or not outputs <= found[1]:
             raise ValueError(f"stream plan: stage {stage.index} does not match the file's signature "
-                             f"stage_{stage.index}")
+                             f"{stage_key(stage.index)}")
     return spec
 
 
@@ -116,9 +116,9 @@ class StreamedTFLite:
         """Stage `index`'s signature; with float16 storage the one taking and giving the kept tensors
         as float16 when the file has it (else NumPy converts them: slower, same result)."""
         interpreter = interpreter or self._interpreter()
-        key = f"stage_{index}"
-        if np.dtype(storage) == np.float16 and f"{key}_float16" in interpreter.get_signature_list():
-            key += "_float16"
+        key = stage_key(index)
+        if np.dtype(storage) == np.float16 and stage_key(index, "float16") in interpreter.get_signature_list():
+            key = stage_key(index, "float16")
         return _StageRunner(interpreter, key)
 
     def _call(self, runner: "_StageRunner", index: int, windows: list, stats: list) -> dict[str, np.ndarray]:

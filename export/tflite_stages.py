@@ -39,7 +39,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from phone2dslr.export.stream_plan import Plan, Stage, plan, run_nodes
-from phone2dslr.export.stream_spec import STREAM_NAME
+from phone2dslr.export.stream_spec import STREAM_NAME, stage_key
 from phone2dslr.export.streamed_tflite import check_streaming
 from phone2dslr.export.tflite_buffers import put_buffer
 from phone2dslr.export.tflite_runtime import INPUT_KEY, TFLiteExportError
@@ -47,11 +47,6 @@ from phone2dslr.export.tiles import NotTileableError
 from phone2dslr.trainer.serving import IMAGE_SIGNATURE, OUTPUT_KEY
 
 STREAM_VARIANTS = ("float32", "float16")  # int8 quantizes activations per band or with fixed ranges: not exact
-
-
-def stage_key(index: int, storage: str = "float32") -> str:
-    """The signature of stage `index` whose stored tensors (in and out) are `storage` (float32, float16)."""
-    return f"stage_{index}" if storage == "float32" else f"stage_{index}_{storage}"
 
 
 def _stage_signature(p: Plan, stage: Stage, names: dict[str, str], norm_index: dict[int, int],
@@ -95,8 +90,7 @@ def stage_signatures(model: keras.Model) -> dict[str, Callable[..., Any]]:
     for norm in p.norms:
         if not hasattr(norm.layer, "normalize"):
             raise NotTileableError(f"normalization {norm.layer.name} has no normalize(x, mean, var)")
-    names = {t: f"t{k}" for k, t in enumerate(p.channels)}  # as Plan.spec names them
-    norm_index = {id(norm): j for j, norm in enumerate(p.norms)}
+    names, norm_index = p.names(), p.norm_index()  # as in the spec the file carries
     return {stage_key(s.index, storage): _stage_signature(p, s, names, norm_index, getattr(tf, storage))
             for storage in ("float32", "float16") for s in p.stages}
 
@@ -147,4 +141,4 @@ def convert_streamable(model: keras.Model, variant: str = "float32") -> bytes:
     return content
 
 
-__all__ = ["STREAM_VARIANTS", "stage_key", "stage_signatures", "convert_streamable"]
+__all__ = ["STREAM_VARIANTS", "stage_signatures", "convert_streamable"]
