@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn, Sequence
 
@@ -76,6 +77,10 @@ def _enhance(args: argparse.Namespace) -> int:
 
     tile = "its input size (--tile does not apply)" if enhancer.fixed else (args.tile or "off")
     print(f"model: {enhancer.kind} {args.model} ({enhancer.note}); tile {tile}", file=sys.stderr)
+    if enhancer.streamed is None and enhancer.keras_model is None and (
+            args.storage != "float32" or args.stream_memory != enhance.DEFAULT_STREAM_MEMORY):
+        print("note: --storage and --stream-memory apply to models that normalize over the image only; "
+              "this one does not use them", file=sys.stderr)
     try:
         summary = enhance.enhance_files(args.inputs, enhancer, args.out, tile=args.tile, quality=args.quality,
                                         progress=not args.no_progress, max_pixels=args.max_pixels,
@@ -91,6 +96,20 @@ def _import_dped(args: argparse.Namespace) -> int:
     from phone2dslr.export import official_dped
 
     variants = [v for v in args.tflite.split(",") if v]
+    # Before TensorFlow loads: an --out that cannot take the import, or holds an earlier one whose
+    # models would be left beside this one's (nothing would say which file is which import).
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"error: --out {args.out} is a file; pass a new or empty folder", file=sys.stderr)
+        return 2
+    if os.path.isdir(args.out) and os.listdir(args.out):
+        print(f"error: --out {args.out} is not empty ({', '.join(sorted(os.listdir(args.out))[:4])}); pass a new or "
+              "empty folder, so that no model of an earlier import is left beside this one's", file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        print(f"error: cannot create --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     try:
         result = official_dped.export(args.checkpoint, args.out, variants=variants,
                                       min_parity_psnr=args.min_parity_psnr)
@@ -239,9 +258,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="import the authors' DPED checkpoint (models_orig/<phone>_orig) "
                             "as a SavedModel and TFLite")
     p.add_argument("--checkpoint", required=True, help="checkpoint prefix, e.g. models_orig/iphone_orig")
-    p.add_argument("--out", required=True, help="output folder: saved_model/ and <variant>.tflite")
+    p.add_argument("--out", required=True, help="output folder, new or empty: saved_model/ and <variant>.tflite")
     p.add_argument("--tflite", default="float32",
-                   help="comma-separated TFLite variants (float32,float16,dynamic_int8); empty for none")
+                   help="comma-separated TFLite variants (float32, float16, dynamic_int8, int8, fixed; float32 and "
+                        "float16 are streamable); empty for none")
     p.add_argument("--min-parity-psnr", type=float, default=40.0,
                    help="a TFLite variant below this PSNR (dB) vs the SavedModel goes under rejected/")
     p.set_defaults(func=_import_dped)

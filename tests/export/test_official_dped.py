@@ -183,3 +183,16 @@ def test_a_variant_that_fails_to_convert_is_reported_and_the_others_go_on(checkp
     assert result["tflite"]["float32"] == {"file": None, "passed": False,
                                            "reason": "not converted: streamable float32: stages differ"}
     assert os.path.exists(result["tflite"]["dynamic_int8"]["file"])
+
+
+def test_import_dped_wants_a_new_or_empty_out_folder(checkpoint, tmp_path, capsys):
+    """Before TensorFlow loads (new-user break-test): a file, a folder holding an earlier import (its
+    models would be left beside the new ones), a folder that cannot be created: one line, exit 2."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "float32.tflite").write_bytes(b"old")
+    for out, says in ((tmp_path / "file", "is a file"), (tmp_path / "used", "is not empty (float32.tflite)"),
+                      (tmp_path / "file" / "sub", "cannot create")):
+        assert cli.main(["import-dped", "--checkpoint", checkpoint[0], "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and "\n" not in err
